@@ -1,0 +1,367 @@
+//! The client's long-lived keys (from a private JWKS or PEM) and the ephemeral DPoP keys.
+
+use super::thumbprint::thumbprint;
+use josekit::jwe::alg::ecdh_es::EcdhEsJweDecrypter;
+use josekit::jwe::ECDH_ES_A256KW;
+use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jwk::{Jwk, JwkSet, KeyPair as _};
+use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
+use josekit::jws::ES256;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// The only key-agreement algorithm Singpass registers for the client's `enc` key.
+pub const ENC_ALG: &str = "ECDH-ES+A256KW";
+
+/// Why the configured client keys cannot be used. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The JWKS is not JSON of the form `{"keys": [...]}`.
+    #[error("not a JWKS (expected JSON {{\"keys\": [...]}}): {0}")]
+    NotAJwks(String),
+    /// A key is unusable; the string says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// A PEM document did not parse as an EC P-256 private key.
+    #[error("{what}: not an EC P-256 private key in PEM form ({reason})")]
+    BadPem {
+        /// Which key (`sig` or `enc`).
+        what: &'static str,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+/// The client's ES256 signing key: signs client assertions. Its `kid` is what Singpass looks up
+/// in the client's registered JWKS.
+pub struct SigningKey {
+    kid: String,
+    signer: EcdsaJwsSigner,
+    public: Jwk,
+}
+
+impl SigningKey {
+    /// The key id published in the client JWKS.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+    /// The public half, with `kid`, `use` and `alg`.
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.public
+    }
+    pub(crate) fn signer(&self) -> &EcdsaJwsSigner {
+        &self.signer
+    }
+}
+
+/// One of the client's ECDH-ES key-agreement keys: Singpass encrypts answers to it.
+pub struct EncryptionKey {
+    kid: String,
+    decrypter: EcdhEsJweDecrypter,
+    public: Jwk,
+}
+
+impl EncryptionKey {
+    /// The key id published in the client JWKS.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+    /// The public half, with `kid`, `use` and `alg`.
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.public
+    }
+    /// A decrypter for JWEs addressed to this key.
+    pub fn decrypter(&self) -> &EcdhEsJweDecrypter {
+        &self.decrypter
+    }
+}
+
+/// The client's keys, validated: one ES256 `sig` key and at least one `enc` key, P-256,
+/// distinct kids.
+pub struct ClientKeys {
+    sig: SigningKey,
+    enc: Vec<EncryptionKey>,
+}
+
+impl fmt::Debug for ClientKeys {
+    // Only key ids: private members must never reach a log line or a panic message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let enc: Vec<&str> = self.enc.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("ClientKeys")
+            .field("sig", &self.sig.kid)
+            .field("enc", &enc)
+            .finish()
+    }
+}
+
+impl ClientKeys {
+    /// Loads a private JWKS: exactly one `use=sig` key and one or more `use=enc` keys.
+    pub fn from_private_jwks(json: &[u8]) -> Result<Self, KeyError> {
+        let set = JwkSet::from_bytes(json).map_err(|e| KeyError::NotAJwks(e.to_string()))?;
+        let mut kids = HashSet::new();
+        let (mut sig, mut enc) = (Vec::new(), Vec::new());
+        for (i, jwk) in set.keys().into_iter().enumerate() {
+            let kid = jwk
+                .key_id()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| KeyError::Invalid(format!("key #{i} has no `kid`")))?;
+            if !kids.insert(kid.to_owned()) {
+                return Err(KeyError::Invalid(format!(
+                    "kid `{kid}` appears twice; every key needs its own kid"
+                )));
+            }
+            check_private_p256(jwk, kid)?;
+            match jwk.key_use() {
+                Some("sig") => sig.push(signing_key(jwk, kid)?),
+                Some("enc") => enc.push(encryption_key(jwk, kid)?),
+                other => {
+                    return Err(KeyError::Invalid(format!(
+                        "key `{kid}` has use {other:?}; expected \"sig\" or \"enc\""
+                    )))
+                }
+            }
+        }
+        if sig.len() != 1 {
+            return Err(KeyError::Invalid(format!(
+                "expected exactly one `use=sig` ES256 key, found {}",
+                sig.len()
+            )));
+        }
+        if enc.is_empty() {
+            return Err(KeyError::Invalid(format!(
+                "no `use=enc` {ENC_ALG} key; Singpass needs one to encrypt answers"
+            )));
+        }
+        Ok(Self {
+            sig: sig.remove(0),
+            enc,
+        })
+    }
+
+    /// Loads one signing and one encryption key from PEM (PKCS#8 or SEC1), with their kids.
+    pub fn from_pems(
+        sig_pem: &[u8],
+        sig_kid: &str,
+        enc_pem: &[u8],
+        enc_kid: &str,
+    ) -> Result<Self, KeyError> {
+        if sig_kid == enc_kid {
+            return Err(KeyError::Invalid(
+                "the sig and enc keys need distinct kids".into(),
+            ));
+        }
+        let jwk_from = |pem: &[u8], what: &'static str, kid: &str, usage: &str, alg: &str| {
+            let pair = EcKeyPair::from_pem(pem, Some(EcCurve::P256)).map_err(|e| {
+                KeyError::BadPem {
+                    what,
+                    reason: short_reason(&e),
+                }
+            })?;
+            let mut jwk = pair.to_jwk_key_pair();
+            jwk.set_key_id(kid);
+            jwk.set_key_use(usage);
+            jwk.set_algorithm(alg);
+            Ok::<_, KeyError>(jwk)
+        };
+        let sig = jwk_from(sig_pem, "sig", sig_kid, "sig", "ES256")?;
+        let enc = jwk_from(enc_pem, "enc", enc_kid, "enc", ENC_ALG)?;
+        Ok(Self {
+            sig: signing_key(&sig, sig_kid)?,
+            enc: vec![encryption_key(&enc, enc_kid)?],
+        })
+    }
+
+    /// The signing key for client assertions.
+    pub fn signing(&self) -> &SigningKey {
+        &self.sig
+    }
+
+    /// Every encryption key, in configured order.
+    pub fn encryption(&self) -> &[EncryptionKey] {
+        &self.enc
+    }
+
+    /// The public JWKS to register with Singpass (no private members).
+    pub fn public_jwks(&self) -> serde_json::Value {
+        let mut keys = vec![serde_json::Value::Object(self.sig.public.as_ref().clone())];
+        keys.extend(
+            self.enc
+                .iter()
+                .map(|k| serde_json::Value::Object(k.public.as_ref().clone())),
+        );
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+fn check_private_p256(jwk: &Jwk, kid: &str) -> Result<(), KeyError> {
+    if jwk.key_type() != "EC" || jwk.curve() != Some("P-256") {
+        return Err(KeyError::Invalid(format!(
+            "key `{kid}` must be an EC P-256 key (kty=EC, crv=P-256)"
+        )));
+    }
+    if jwk.parameter("d").is_none() {
+        return Err(KeyError::Invalid(format!(
+            "key `{kid}` has no private member `d`: the proxy needs the private JWKS"
+        )));
+    }
+    Ok(())
+}
+
+fn public_half(jwk: &Jwk, kid: &str, alg: &str) -> Result<Jwk, KeyError> {
+    let mut public = jwk
+        .to_public_key()
+        .map_err(|e| KeyError::Invalid(format!("key `{kid}`: {}", short_reason(&e))))?;
+    public.set_key_id(kid);
+    public.set_algorithm(alg);
+    Ok(public)
+}
+
+fn signing_key(jwk: &Jwk, kid: &str) -> Result<SigningKey, KeyError> {
+    if let Some(alg) = jwk.algorithm().filter(|a| *a != "ES256") {
+        return Err(KeyError::Invalid(format!(
+            "sig key `{kid}` has alg `{alg}`; expected ES256"
+        )));
+    }
+    let signer = ES256
+        .signer_from_jwk(jwk)
+        .map_err(|e| KeyError::Invalid(format!("sig key `{kid}`: {}", short_reason(&e))))?;
+    Ok(SigningKey {
+        kid: kid.to_owned(),
+        signer,
+        public: public_half(jwk, kid, "ES256")?,
+    })
+}
+
+fn encryption_key(jwk: &Jwk, kid: &str) -> Result<EncryptionKey, KeyError> {
+    if let Some(alg) = jwk.algorithm().filter(|a| *a != ENC_ALG) {
+        return Err(KeyError::Invalid(format!(
+            "enc key `{kid}` has alg `{alg}`; expected {ENC_ALG}"
+        )));
+    }
+    let mut for_decrypt = jwk.clone();
+    // josekit checks `alg` against the decrypter it builds; the key itself is the same.
+    for_decrypt.set_algorithm(ENC_ALG);
+    let decrypter = ECDH_ES_A256KW
+        .decrypter_from_jwk(&for_decrypt)
+        .map_err(|e| KeyError::Invalid(format!("enc key `{kid}`: {}", short_reason(&e))))?;
+    Ok(EncryptionKey {
+        kid: kid.to_owned(),
+        decrypter,
+        public: public_half(jwk, kid, ENC_ALG)?,
+    })
+}
+
+/// The first line of a josekit error, which names the problem but never the key's value.
+fn short_reason(err: &josekit::JoseError) -> String {
+    err.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// Generates a new client key set: `(private JWKS, public JWKS)`, an ES256 `sig` key and an
+/// ECDH-ES+A256KW `enc` key on P-256, kids derived from their thumbprints.
+pub fn generate_client_jwks() -> Result<(serde_json::Value, serde_json::Value), KeyError> {
+    let make = |usage: &str, alg: &str| -> Result<Jwk, KeyError> {
+        let pair = EcKeyPair::generate(EcCurve::P256)
+            .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+        let mut jwk = pair.to_jwk_key_pair();
+        let tp = thumbprint(&jwk).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        jwk.set_key_id(format!("{usage}-{}", &tp[..16]));
+        jwk.set_key_use(usage);
+        jwk.set_algorithm(alg);
+        Ok(jwk)
+    };
+    let private = [make("sig", "ES256")?, make("enc", ENC_ALG)?];
+    let private_json = serde_json::json!({
+        "keys": private.iter().map(|k| k.as_ref().clone()).collect::<Vec<_>>()
+    });
+    // Round-trip through the loader so that keygen never writes a set the proxy would refuse.
+    let keys = ClientKeys::from_private_jwks(private_json.to_string().as_bytes())?;
+    Ok((private_json, keys.public_jwks()))
+}
+
+/// A short-lived P-256 key for DPoP: one per v4 transaction or FAPI login, never reused.
+pub struct EphemeralKey {
+    signer: EcdsaJwsSigner,
+    public: Jwk,
+    jkt: String,
+}
+
+impl fmt::Debug for EphemeralKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EphemeralKey")
+            .field("jkt", &self.jkt)
+            .finish()
+    }
+}
+
+impl EphemeralKey {
+    /// Generates a new key pair (about 0.4 ms: prefer [`EphemeralKeyPool::take`]).
+    pub fn generate() -> Result<Self, KeyError> {
+        let pair =
+            EcKeyPair::generate(EcCurve::P256).map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+        let public = pair.to_jwk_public_key();
+        let jkt = thumbprint(&public).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let signer = ES256
+            .signer_from_der(pair.to_der_private_key())
+            .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+        Ok(Self {
+            signer,
+            public,
+            jkt,
+        })
+    }
+    /// The public JWK (`kty`, `crv`, `x`, `y` only) that goes in the proof header.
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.public
+    }
+    /// The RFC 7638 thumbprint (`jkt`).
+    pub fn jkt(&self) -> &str {
+        &self.jkt
+    }
+    pub(crate) fn signer(&self) -> &EcdsaJwsSigner {
+        &self.signer
+    }
+}
+
+/// Ephemeral keys generated ahead of time on a background thread, so that key generation
+/// stays off the request path. When the pool runs dry, `take` generates inline.
+#[derive(Clone)]
+pub struct EphemeralKeyPool {
+    ready: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<EphemeralKey>>>,
+}
+
+impl fmt::Debug for EphemeralKeyPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EphemeralKeyPool")
+    }
+}
+
+impl EphemeralKeyPool {
+    /// Starts a generator thread that keeps up to `capacity` keys ready. The thread ends when
+    /// the last clone of the pool is dropped.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
+        std::thread::Builder::new()
+            .name("ephemeral-keys".into())
+            .spawn(move || {
+                while let Ok(key) = EphemeralKey::generate() {
+                    if tx.send(key).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the key generator thread");
+        Self {
+            ready: Arc::new(std::sync::Mutex::new(rx)),
+        }
+    }
+
+    /// A key nobody has used, from the pool when one is ready.
+    pub fn take(&self) -> Result<EphemeralKey, KeyError> {
+        let ready = self.ready.lock().ok().and_then(|rx| rx.try_recv().ok());
+        match ready {
+            Some(key) => Ok(key),
+            None => EphemeralKey::generate(),
+        }
+    }
+}
