@@ -68,8 +68,8 @@ mod tests {
             jkt: Some("thumb"),
             lifetime: Duration::from_secs(120),
         };
-        let jwt = client_assertion(keys.signing(), claims, now, &mut StdRng::seed_from_u64(9))
-            .unwrap();
+        let jwt =
+            client_assertion(keys.signing(), claims, now, &mut StdRng::seed_from_u64(9)).unwrap();
 
         // Verify with the PUBLIC JWKS that keygen wrote, as Singpass would.
         let sig_jwk = public["keys"]

@@ -152,12 +152,11 @@ impl ClientKeys {
             ));
         }
         let jwk_from = |pem: &[u8], what: &'static str, kid: &str, usage: &str, alg: &str| {
-            let pair = EcKeyPair::from_pem(pem, Some(EcCurve::P256)).map_err(|e| {
-                KeyError::BadPem {
+            let pair =
+                EcKeyPair::from_pem(pem, Some(EcCurve::P256)).map_err(|e| KeyError::BadPem {
                     what,
                     reason: short_reason(&e),
-                }
-            })?;
+                })?;
             let mut jwk = pair.to_jwk_key_pair();
             jwk.set_key_id(kid);
             jwk.set_key_use(usage);
@@ -254,15 +253,19 @@ fn encryption_key(jwk: &Jwk, kid: &str) -> Result<EncryptionKey, KeyError> {
 
 /// The first line of a josekit error, which names the problem but never the key's value.
 fn short_reason(err: &josekit::JoseError) -> String {
-    err.to_string().lines().next().unwrap_or_default().to_owned()
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Generates a new client key set: `(private JWKS, public JWKS)`, an ES256 `sig` key and an
 /// ECDH-ES+A256KW `enc` key on P-256, kids derived from their thumbprints.
 pub fn generate_client_jwks() -> Result<(serde_json::Value, serde_json::Value), KeyError> {
     let make = |usage: &str, alg: &str| -> Result<Jwk, KeyError> {
-        let pair = EcKeyPair::generate(EcCurve::P256)
-            .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+        let pair =
+            EcKeyPair::generate(EcCurve::P256).map_err(|e| KeyError::Invalid(short_reason(&e)))?;
         let mut jwk = pair.to_jwk_key_pair();
         let tp = thumbprint(&jwk).map_err(|e| KeyError::Invalid(e.to_string()))?;
         jwk.set_key_id(format!("{usage}-{}", &tp[..16]));

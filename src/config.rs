@@ -1,0 +1,282 @@
+//! The configuration: serde structs for `config.toml`, validated into a typed [`Config`].
+//!
+//! Parsing is separate from where the text came from (tests parse strings). The only I/O is in
+//! [`Config::load`], which reads the file. Key material is never in the file: only where to
+//! find it.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config problem: which key, what is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted path of the offending key, e.g. `upstream[0].base_url`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        key: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "config key `{}`: {}\n  fix: {}",
+            self.key, self.problem, self.fix
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the proxy listens for the app.
+    pub listen: SocketAddr,
+    /// The Singpass client id (`iss`/`sub` of every client assertion).
+    pub client_id: String,
+    /// Request bodies larger than this get 413.
+    pub max_request_body: usize,
+    /// Upstream answers larger than this become a 502 problem.
+    pub max_response_body: usize,
+    /// `exp` - `iat` of client assertions.
+    pub assertion_lifetime: Duration,
+    /// Where the client's private keys are.
+    pub keys: KeySource,
+    /// Connect, per-attempt and overall deadlines.
+    pub timeouts: Timeouts,
+    /// Trust roots for upstream TLS.
+    pub tls: TlsConfig,
+    /// The upstream APIs and the local paths the app calls them on.
+    pub upstreams: Vec<Upstream>,
+    /// Things that are allowed but probably not meant (printed at start-up).
+    pub warnings: Vec<String>,
+}
+
+/// Where the client's private keys come from. Never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A private JWKS file with one `sig` and one or more `enc` keys.
+    JwksFile(PathBuf),
+    /// An environment variable holding the private JWKS JSON.
+    JwksEnv(String),
+    /// PEM-encoded keys with their kids.
+    Pem {
+        /// The ES256 signing key.
+        sig: PemSource,
+        /// The kid published for the signing key.
+        sig_kid: String,
+        /// The ECDH-ES+A256KW encryption key.
+        enc: PemSource,
+        /// The kid published for the encryption key.
+        enc_kid: String,
+    },
+}
+
+/// A PEM document in a file or an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemSource {
+    /// A file path.
+    File(PathBuf),
+    /// The name of an environment variable.
+    Env(String),
+}
+
+/// Deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect to the upstream.
+    pub connect: Duration,
+    /// One upstream attempt, from sending to the whole answer.
+    pub attempt: Duration,
+    /// Everything the proxy does for one app request.
+    pub overall: Duration,
+}
+
+/// Which trust roots verify upstream TLS certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Roots {
+    /// Mozilla's roots, compiled in (webpki-roots).
+    Webpki,
+    /// The operating system's store.
+    System,
+    /// Both.
+    Both,
+}
+
+/// Upstream TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Base trust roots.
+    pub roots: Roots,
+    /// An extra PEM bundle of CA certificates (for a corporate TLS-inspecting egress, say).
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// The kinds of upstream API the proxy knows how to sign for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UpstreamKind {
+    /// Myinfo v4: `/token` and `/person/{sub}`.
+    #[serde(rename = "myinfo-v4")]
+    MyinfoV4,
+}
+
+/// One upstream API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// A short name for logs and metrics.
+    pub name: String,
+    /// What the upstream speaks.
+    pub kind: UpstreamKind,
+    /// The upstream base URL, without a trailing slash, e.g.
+    /// `https://test.api.myinfo.gov.sg/com/v4`.
+    pub base_url: String,
+    /// The local path prefix the app calls, without a trailing slash (empty for `/`).
+    pub local_prefix: String,
+    /// Upper bound on how long an access-token binding is kept.
+    pub token_ttl_cap: Duration,
+}
+
+mod raw {
+    //! The file's shape, exactly; every table denies unknown keys.
+    use serde::Deserialize;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        pub listen: Option<String>,
+        pub client_id: Option<String>,
+        pub max_request_body: Option<usize>,
+        pub max_response_body: Option<usize>,
+        #[serde(default, with = "humantime_serde")]
+        pub assertion_lifetime: Option<Duration>,
+        pub keys: Option<Keys>,
+        #[serde(default)]
+        pub timeouts: Timeouts,
+        #[serde(default)]
+        pub tls: Tls,
+        #[serde(default)]
+        pub upstream: Vec<Upstream>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Keys {
+        pub jwks_file: Option<PathBuf>,
+        pub jwks_env: Option<String>,
+        pub sig_pem_file: Option<PathBuf>,
+        pub sig_pem_env: Option<String>,
+        pub sig_kid: Option<String>,
+        pub enc_pem_file: Option<PathBuf>,
+        pub enc_pem_env: Option<String>,
+        pub enc_kid: Option<String>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Timeouts {
+        #[serde(default, with = "humantime_serde")]
+        pub connect: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        pub attempt: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        pub overall: Option<Duration>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tls {
+        pub roots: Option<super::Roots>,
+        pub extra_ca_file: Option<PathBuf>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Upstream {
+        pub name: Option<String>,
+        pub kind: super::UpstreamKind,
+        pub base_url: String,
+        pub local_prefix: Option<String>,
+        #[serde(default, with = "humantime_serde")]
+        pub token_ttl_cap: Option<Duration>,
+    }
+}
+
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// Defaults, named once so that the README and `config.toml` can quote them.
+pub mod defaults {
+    use std::time::Duration;
+    /// `listen`
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `max_request_body` (64 KiB)
+    pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+    /// `max_response_body` (4 MiB)
+    pub const MAX_RESPONSE_BODY: usize = 4 * 1024 * 1024;
+    /// `assertion_lifetime`
+    pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(120);
+    /// `timeouts.connect`
+    pub const CONNECT: Duration = Duration::from_secs(3);
+    /// `timeouts.attempt`
+    pub const ATTEMPT: Duration = Duration::from_secs(10);
+    /// `timeouts.overall`
+    pub const OVERALL: Duration = Duration::from_secs(30);
+    /// `upstream.token_ttl_cap`
+    pub const TOKEN_TTL_CAP: Duration = Duration::from_secs(30 * 60);
+}
+
+impl Config {
+    /// Parses and validates config text. Relative paths are resolved against `base_dir`
+    /// (the directory of the config file).
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let file: raw::File =
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                ConfigError::new(
+                if key == "." { "(top level)".into() } else { key },
+                inner.message().trim().to_owned(),
+                "correct or remove this key; the README section \"Configuration\" lists every key",
+            )
+            })?;
+        validate::validate(file, base_dir)
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "(file)",
+                format!("cannot read {}: {e}", path.display()),
+                "pass --config with the path of an existing config.toml",
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base)
+    }
+}

@@ -1,0 +1,184 @@
+//! Config parsing and validation, from strings.
+
+use crate::config::*;
+use std::path::Path;
+
+const MINIMAL: &str = r#"
+client_id = "STG-123"
+[keys]
+jwks_file = "keys/private-jwks.json"
+[[upstream]]
+kind = "myinfo-v4"
+base_url = "https://test.api.myinfo.gov.sg/com/v4"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("/etc/myinfo-proxy"))
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.max_request_body, 65536);
+    assert_eq!(
+        c.keys,
+        KeySource::JwksFile("/etc/myinfo-proxy/keys/private-jwks.json".into())
+    );
+    let up = &c.upstreams[0];
+    assert_eq!(
+        up.local_prefix, "/com/v4",
+        "the local path defaults to the upstream's path"
+    );
+    assert_eq!(up.base_url, "https://test.api.myinfo.gov.sg/com/v4");
+    assert_eq!(c.timeouts.attempt, std::time::Duration::from_secs(10));
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+    let c = parse(&text).unwrap();
+    assert!(c
+        .upstreams
+        .iter()
+        .any(|u| u.base_url == "https://test.api.myinfo.gov.sg/com/v4"));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = parse(&MINIMAL.replace("[keys]", "[keys]\njwks_fiel = \"x\"")).unwrap_err();
+    assert_eq!(err.key, "keys.jwks_fiel");
+    assert!(err.problem.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn unknown_upstream_kind_is_named() {
+    let err = parse(&MINIMAL.replace("myinfo-v4", "myinfo-v9")).unwrap_err();
+    assert_eq!(err.key, "upstream[0].kind");
+}
+
+#[test]
+fn missing_client_id_and_keys_are_named() {
+    let err = parse(&MINIMAL.replace("client_id = \"STG-123\"", "")).unwrap_err();
+    assert_eq!(err.key, "client_id");
+    let err = parse(&MINIMAL.replace("jwks_file = \"keys/private-jwks.json\"", "")).unwrap_err();
+    assert_eq!(err.key, "keys");
+    assert!(err.fix.contains("keygen"));
+    let both = MINIMAL.replace("[keys]", "[keys]\njwks_env = \"JWKS\"");
+    assert_eq!(
+        parse(&both).unwrap_err().problem,
+        "more than one key source is configured"
+    );
+}
+
+#[test]
+fn env_key_source_must_name_a_variable_not_hold_a_key() {
+    let text = MINIMAL.replace(
+        "jwks_file = \"keys/private-jwks.json\"",
+        "jwks_env = '{\"keys\":[]}'",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.key, "keys.jwks_env");
+    let ok = MINIMAL.replace(
+        "jwks_file = \"keys/private-jwks.json\"",
+        "jwks_env = \"MYINFO_JWKS\"",
+    );
+    assert_eq!(
+        parse(&ok).unwrap().keys,
+        KeySource::JwksEnv("MYINFO_JWKS".into())
+    );
+}
+
+#[test]
+fn pem_sources_need_kids() {
+    let text = MINIMAL.replace(
+        "jwks_file = \"keys/private-jwks.json\"",
+        "sig_pem_file = \"sig.pem\"\nenc_pem_env = \"ENC_PEM\"\nsig_kid = \"s1\"",
+    );
+    assert_eq!(parse(&text).unwrap_err().key, "keys.enc_kid");
+    let text = text.replace("sig_kid = \"s1\"", "sig_kid = \"s1\"\nenc_kid = \"e1\"");
+    match parse(&text).unwrap().keys {
+        KeySource::Pem {
+            sig,
+            enc,
+            sig_kid,
+            enc_kid,
+        } => {
+            assert_eq!(sig, PemSource::File("/etc/myinfo-proxy/sig.pem".into()));
+            assert_eq!(enc, PemSource::Env("ENC_PEM".into()));
+            assert_eq!((sig_kid.as_str(), enc_kid.as_str()), ("s1", "e1"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_values_are_named_with_a_fix() {
+    let cases = [
+        (
+            "client_id = \"STG-123\"",
+            "client_id = \"STG-123\"\nlisten = \"localhost\"",
+            "listen",
+        ),
+        (
+            "client_id = \"STG-123\"",
+            "client_id = \"STG-123\"\nmax_request_body = 0",
+            "max_request_body",
+        ),
+        (
+            "https://test.api.myinfo.gov.sg/com/v4",
+            "ftp://x/y",
+            "upstream[0].base_url",
+        ),
+        (
+            "https://test.api.myinfo.gov.sg/com/v4",
+            "not a url",
+            "upstream[0].base_url",
+        ),
+        (
+            "https://test.api.myinfo.gov.sg/com/v4",
+            "https://h/p?q=1",
+            "upstream[0].base_url",
+        ),
+        (
+            "kind = \"myinfo-v4\"",
+            "kind = \"myinfo-v4\"\nlocal_prefix = \"com\"",
+            "upstream[0].local_prefix",
+        ),
+        (
+            "[[upstream]]",
+            "[timeouts]\nattempt = \"20s\"\noverall = \"5s\"\n[[upstream]]",
+            "timeouts.overall",
+        ),
+        (
+            "[[upstream]]",
+            "[timeouts]\nconnect = \"soon\"\n[[upstream]]",
+            "timeouts.connect",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let err = parse(&MINIMAL.replace(from, to)).unwrap_err();
+        assert_eq!(err.key, key, "{to}: {err}");
+        assert!(!err.fix.is_empty());
+    }
+}
+
+#[test]
+fn duplicate_prefixes_are_refused() {
+    let text = format!("{MINIMAL}\n[[upstream]]\nname = \"b\"\nkind = \"myinfo-v4\"\nbase_url = \"https://api.myinfo.gov.sg/com/v4\"\n");
+    assert_eq!(parse(&text).unwrap_err().key, "upstream[1].local_prefix");
+}
+
+#[test]
+fn plain_http_warns_unless_loopback() {
+    let local =
+        parse(&MINIMAL.replace("https://test.api.myinfo.gov.sg", "http://127.0.0.1:9000")).unwrap();
+    assert!(local.warnings.is_empty());
+    let remote =
+        parse(&MINIMAL.replace("https://test.api.myinfo.gov.sg", "http://myinfo.internal"))
+            .unwrap();
+    assert_eq!(remote.warnings.len(), 1);
+    assert!(remote.warnings[0].contains("plain http"));
+}

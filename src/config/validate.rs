@@ -1,0 +1,288 @@
+//! Turns the file's raw shape into a [`Config`], naming the key and the fix for every problem.
+
+use super::{
+    defaults, raw, Config, ConfigError, KeySource, PemSource, Roots, Timeouts, TlsConfig, Upstream,
+};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigError> {
+    let listen_text = file.listen.as_deref().unwrap_or(defaults::LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        ConfigError::new(
+            "listen",
+            format!("`{listen_text}` is not an IP address and port"),
+            "use a form like \"127.0.0.1:8080\" or \"[::1]:8080\"",
+        )
+    })?;
+
+    let client_id = file
+        .client_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "client_id",
+                "missing or empty",
+                "set client_id to the app's Singpass client id",
+            )
+        })?;
+
+    let max_request_body = positive(
+        "max_request_body",
+        file.max_request_body,
+        defaults::MAX_REQUEST_BODY,
+    )?;
+    let max_response_body = positive(
+        "max_response_body",
+        file.max_response_body,
+        defaults::MAX_RESPONSE_BODY,
+    )?;
+
+    let assertion_lifetime = file
+        .assertion_lifetime
+        .unwrap_or(defaults::ASSERTION_LIFETIME);
+    if assertion_lifetime.is_zero() || assertion_lifetime.as_secs() > 120 {
+        return Err(ConfigError::new(
+            "assertion_lifetime",
+            format!("{} is outside 1s..=120s", humantime::format_duration(assertion_lifetime)),
+            "Singpass FAPI rejects assertions whose exp is more than 120 s after iat; use e.g. \"120s\"",
+        ));
+    }
+
+    let keys = key_source(file.keys.unwrap_or_default(), base)?;
+    let timeouts = timeouts(file.timeouts)?;
+    let tls = TlsConfig {
+        roots: file.tls.roots.unwrap_or(Roots::Webpki),
+        extra_ca_file: file.tls.extra_ca_file.map(|p| base.join(p)),
+    };
+
+    let mut warnings = Vec::new();
+    if file.upstream.is_empty() {
+        return Err(ConfigError::new(
+            "upstream",
+            "no [[upstream]] is configured",
+            "add an [[upstream]] table (see the shipped config.toml)",
+        ));
+    }
+    let mut upstreams = Vec::new();
+    let (mut names, mut prefixes) = (HashSet::new(), HashSet::new());
+    for (i, raw) in file.upstream.into_iter().enumerate() {
+        let up = upstream(i, raw, &mut warnings)?;
+        if !names.insert(up.name.clone()) {
+            return Err(ConfigError::new(
+                format!("upstream[{i}].name"),
+                format!("`{}` is used twice", up.name),
+                "give every upstream its own name",
+            ));
+        }
+        if !prefixes.insert(up.local_prefix.clone()) {
+            return Err(ConfigError::new(
+                format!("upstream[{i}].local_prefix"),
+                format!("`{}` is used by an earlier upstream", up.local_prefix),
+                "give every upstream its own local_prefix",
+            ));
+        }
+        upstreams.push(up);
+    }
+
+    Ok(Config {
+        listen,
+        client_id,
+        max_request_body,
+        max_response_body,
+        assertion_lifetime,
+        keys,
+        timeouts,
+        tls,
+        upstreams,
+        warnings,
+    })
+}
+
+fn positive(key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::new(
+            key,
+            "must be more than 0",
+            format!("remove it for the default ({default}) or set a byte count"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+fn key_source(keys: raw::Keys, base: &Path) -> Result<KeySource, ConfigError> {
+    let pem_given = keys.sig_pem_file.is_some()
+        || keys.sig_pem_env.is_some()
+        || keys.enc_pem_file.is_some()
+        || keys.enc_pem_env.is_some();
+    let sources = [keys.jwks_file.is_some(), keys.jwks_env.is_some(), pem_given]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    let fix = "set exactly one of keys.jwks_file, keys.jwks_env, or the keys.sig_pem_*/keys.enc_pem_* pair with their kids (make keys with `myinfo-proxy keygen --out DIR`)";
+    if sources != 1 {
+        let problem = if sources == 0 {
+            "no key source is configured"
+        } else {
+            "more than one key source is configured"
+        };
+        return Err(ConfigError::new("keys", problem, fix));
+    }
+    if let Some(path) = keys.jwks_file {
+        return Ok(KeySource::JwksFile(base.join(path)));
+    }
+    if let Some(var) = keys.jwks_env {
+        return Ok(KeySource::JwksEnv(env_name("keys.jwks_env", var)?));
+    }
+    let pem = |file: Option<std::path::PathBuf>, env: Option<String>, which: &str| match (file, env)
+    {
+        (Some(f), None) => Ok(PemSource::File(base.join(f))),
+        (None, Some(e)) => Ok(PemSource::Env(env_name(
+            &format!("keys.{which}_pem_env"),
+            e,
+        )?)),
+        _ => Err(ConfigError::new(
+            format!("keys.{which}_pem_file"),
+            format!("set exactly one of keys.{which}_pem_file and keys.{which}_pem_env"),
+            fix,
+        )),
+    };
+    let kid = |v: Option<String>, which: &str| {
+        v.filter(|k| !k.is_empty()).ok_or_else(|| {
+            ConfigError::new(
+                format!("keys.{which}_kid"),
+                "missing: a PEM key needs the kid it is published under",
+                "set it to the kid of this key in the JWKS registered with Singpass",
+            )
+        })
+    };
+    let (sig_kid, enc_kid) = (kid(keys.sig_kid, "sig")?, kid(keys.enc_kid, "enc")?);
+    if sig_kid == enc_kid {
+        return Err(ConfigError::new(
+            "keys.enc_kid",
+            "equals keys.sig_kid",
+            "every key needs its own kid",
+        ));
+    }
+    Ok(KeySource::Pem {
+        sig: pem(keys.sig_pem_file, keys.sig_pem_env, "sig")?,
+        sig_kid,
+        enc: pem(keys.enc_pem_file, keys.enc_pem_env, "enc")?,
+        enc_kid,
+    })
+}
+
+fn env_name(key: &str, name: String) -> Result<String, ConfigError> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("`{name}` is not an environment variable name"),
+            "name the variable that holds the key (letters, digits, `_`), not the key itself",
+        ))
+    }
+}
+
+fn timeouts(raw: raw::Timeouts) -> Result<Timeouts, ConfigError> {
+    let t = Timeouts {
+        connect: raw.connect.unwrap_or(defaults::CONNECT),
+        attempt: raw.attempt.unwrap_or(defaults::ATTEMPT),
+        overall: raw.overall.unwrap_or(defaults::OVERALL),
+    };
+    for (key, d) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.attempt", t.attempt),
+        ("timeouts.overall", t.overall),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::new(
+                key,
+                "must be more than 0",
+                "use a duration such as \"3s\" or \"500ms\"",
+            ));
+        }
+    }
+    if t.overall < t.attempt {
+        return Err(ConfigError::new(
+            "timeouts.overall",
+            "is shorter than timeouts.attempt",
+            "make timeouts.overall at least as long as one attempt",
+        ));
+    }
+    Ok(t)
+}
+
+fn upstream(
+    i: usize,
+    raw: raw::Upstream,
+    warnings: &mut Vec<String>,
+) -> Result<Upstream, ConfigError> {
+    let key = |field: &str| format!("upstream[{i}].{field}");
+    let uri: http::Uri = raw.base_url.parse().map_err(|_| {
+        ConfigError::new(
+            key("base_url"),
+            format!("`{}` is not a URL", raw.base_url),
+            "use an absolute URL such as \"https://test.api.myinfo.gov.sg/com/v4\"",
+        )
+    })?;
+    let host = match (uri.scheme_str(), uri.host()) {
+        (Some("https" | "http"), Some(host)) => host.to_owned(),
+        _ => {
+            return Err(ConfigError::new(
+                key("base_url"),
+                format!("`{}` is not an absolute http(s) URL", raw.base_url),
+                "use an absolute URL such as \"https://test.api.myinfo.gov.sg/com/v4\"",
+            ))
+        }
+    };
+    if uri.query().is_some() || raw.base_url.contains('#') {
+        return Err(ConfigError::new(
+            key("base_url"),
+            "has a query or fragment",
+            "give only scheme, host, port and path",
+        ));
+    }
+    if uri.scheme_str() == Some("http") && !is_loopback(&host) {
+        warnings.push(format!("{}: `{}` is plain http to a non-loopback host; tokens and personal data would cross the network unencrypted", key("base_url"), raw.base_url));
+    }
+    let base_url = raw.base_url.trim_end_matches('/').to_owned();
+    let default_prefix = uri.path().trim_end_matches('/').to_owned();
+    let local_prefix = match raw.local_prefix {
+        None => default_prefix,
+        Some(p) if p.starts_with('/') && !p.contains(['?', '#']) => {
+            p.trim_end_matches('/').to_owned()
+        }
+        Some(p) => {
+            return Err(ConfigError::new(
+                key("local_prefix"),
+                format!("`{p}` is not an absolute path"),
+                "use a path such as \"/com/v4\", or remove it to use the upstream's own path",
+            ))
+        }
+    };
+    let token_ttl_cap = raw.token_ttl_cap.unwrap_or(defaults::TOKEN_TTL_CAP);
+    if token_ttl_cap.is_zero() {
+        return Err(ConfigError::new(
+            key("token_ttl_cap"),
+            "must be more than 0",
+            "use a duration such as \"30m\"",
+        ));
+    }
+    Ok(Upstream {
+        name: raw.name.unwrap_or_else(|| format!("upstream{i}")),
+        kind: raw.kind,
+        base_url,
+        local_prefix,
+        token_ttl_cap,
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
