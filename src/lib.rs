@@ -1,5 +1,13 @@
 //! myinfo-proxy: signs every Singpass Myinfo v4 and FAPI 2.0 call for the app behind it.
 #![forbid(unsafe_code)]
 
+pub mod binding;
 pub mod config;
+pub mod error;
 pub mod jose;
+pub mod key_source;
+pub mod layer;
+pub mod route;
+pub mod server;
+pub mod stack;
+pub mod upstream;

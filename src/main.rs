@@ -1,1 +1,245 @@
-fn main() {}
+//! The `myinfo-proxy` command: serve, check-config, keygen, jwks.
+
+use clap::{Parser, Subcommand};
+use myinfo_proxy::config::{Config, ConfigError, KeySource};
+use myinfo_proxy::jose::generate_client_jwks;
+use myinfo_proxy::key_source::load_client_keys;
+use myinfo_proxy::server::{serve, Proxy};
+use myinfo_proxy::upstream::tls_config;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit status for a configuration error (sysexits EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "myinfo-proxy",
+    version,
+    about = "Signs every Singpass Myinfo call for the app behind it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file and its keys; print a summary without secrets.
+    CheckConfig {
+        /// The config file.
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Write a new private JWKS (ES256 sig + ECDH-ES+A256KW enc, P-256) and its public JWKS.
+    Keygen {
+        /// Directory to write private-jwks.json and public-jwks.json into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the public JWKS of the configured keys (to register with Singpass).
+    Jwks {
+        /// The config file.
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => run_serve(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Keygen { out, force } => keygen(&out, force),
+        Command::Jwks { config } => jwks(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(path, e)) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Other(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Config(PathBuf, ConfigError),
+    Other(String),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("MYINFO_PROXY_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|e| Failure::Config(path.to_owned(), e))
+}
+
+fn run_serve(path: &Path) -> Result<(), Failure> {
+    let config = load(path)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
+    runtime.block_on(async {
+        let proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+        tracing::info!(listen = %config.listen, upstreams = config.upstreams.len(), "myinfo-proxy serving");
+        serve(listener, proxy, shutdown_signal(), config.timeouts.overall)
+            .await
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        tracing::info!("myinfo-proxy stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn check_config(path: &Path) -> Result<(), Failure> {
+    let config = load(path)?;
+    let cfg_err = |e| Failure::Config(path.to_owned(), e);
+    let keys = load_client_keys(&config.keys).map_err(cfg_err)?;
+    tls_config(&config.tls).map_err(cfg_err)?;
+    println!("{}: OK", path.display());
+    println!("  listen             {}", config.listen);
+    println!("  client_id          {}", config.client_id);
+    let source = match &config.keys {
+        KeySource::JwksFile(p) => format!("private JWKS file {}", p.display()),
+        KeySource::JwksEnv(v) => format!("private JWKS in ${v}"),
+        KeySource::Pem { .. } => "PEM keys".to_owned(),
+    };
+    println!("  keys               {source}");
+    println!("    sig kid          {}", keys.signing().kid());
+    for enc in keys.encryption() {
+        println!("    enc kid          {}", enc.kid());
+    }
+    let t = &config.timeouts;
+    println!(
+        "  timeouts           connect {}, attempt {}, overall {}",
+        humantime::format_duration(t.connect),
+        humantime::format_duration(t.attempt),
+        humantime::format_duration(t.overall)
+    );
+    println!("  max_request_body   {} bytes", config.max_request_body);
+    for up in &config.upstreams {
+        println!("  upstream {:?} ({:?})", up.name, up.kind);
+        println!(
+            "    POST {}/token        -> {}/token",
+            up.local_prefix, up.base_url
+        );
+        println!(
+            "    GET  {}/person/{{sub}} -> {}/person/{{sub}}",
+            up.local_prefix, up.base_url
+        );
+    }
+    for w in &config.warnings {
+        println!("  warning: {w}");
+    }
+    Ok(())
+}
+
+fn keygen(out: &Path, force: bool) -> Result<(), Failure> {
+    let (private, public) = generate_client_jwks().map_err(|e| Failure::Other(e.to_string()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Failure::Other(format!("cannot create {}: {e}", out.display())))?;
+    let private_path = out.join("private-jwks.json");
+    let public_path = out.join("public-jwks.json");
+    if !force && (private_path.exists() || public_path.exists()) {
+        return Err(Failure::Other(format!(
+            "{} already holds keys; pass --force to replace them",
+            out.display()
+        )));
+    }
+    write_private(
+        &private_path,
+        &serde_json::to_string_pretty(&private).expect("JSON"),
+    )?;
+    std::fs::write(
+        &public_path,
+        serde_json::to_string_pretty(&public).expect("JSON") + "\n",
+    )
+    .map_err(|e| Failure::Other(format!("cannot write {}: {e}", public_path.display())))?;
+    println!(
+        "wrote {} (private: keep it secret, mount it as a Secret)",
+        private_path.display()
+    );
+    println!(
+        "wrote {} (public: serve it at the JWKS URL registered with Singpass)",
+        public_path.display()
+    );
+    for key in public["keys"].as_array().into_iter().flatten() {
+        println!(
+            "  kid {} use {} alg {}",
+            key["kid"].as_str().unwrap_or(""),
+            key["use"].as_str().unwrap_or(""),
+            key["alg"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))
+}
+
+fn jwks(path: &Path) -> Result<(), Failure> {
+    let config = load(path)?;
+    let keys = load_client_keys(&config.keys).map_err(|e| Failure::Config(path.to_owned(), e))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&keys.public_jwks()).expect("JSON")
+    );
+    Ok(())
+}

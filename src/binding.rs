@@ -1,0 +1,191 @@
+//! Which ephemeral key belongs to which access token (the heart of the proxy).
+//!
+//! Tokens are never stored: entries are keyed by SHA-256 of the token. A one-time (Myinfo v4)
+//! binding gives its key out once; afterwards the entry stays, without the key, as a tombstone
+//! until the token would have expired, so that a second use is answered as "reused" rather
+//! than "unknown".
+
+use crate::jose::EphemeralKey;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// SHA-256 of an access token: the only form in which the proxy remembers a token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hashes a token.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+    /// The first 12 hex digits, for correlating log lines without revealing the token.
+    pub fn short(&self) -> String {
+        self.0[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenHash({}..)", self.short())
+    }
+}
+
+/// How often a bound token may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Myinfo v4: one resource call, then never again.
+    Once,
+    /// FAPI 2.0: any number of calls until it expires.
+    Reusable,
+}
+
+/// What the store knows about a presented token.
+#[derive(Debug, Clone)]
+pub enum TokenLookup {
+    /// The key to sign the resource call with.
+    Key(Arc<EphemeralKey>),
+    /// A one-time token that has been used already.
+    Reused,
+    /// Never issued through this proxy, or expired.
+    Unknown,
+}
+
+/// Where token bindings live. The in-memory store suits a sidecar; several egress replicas need
+/// session affinity or a shared store behind this same trait.
+pub trait BindingStore: Send + Sync + 'static {
+    /// Binds `token` to `key` for `ttl`.
+    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration);
+    /// Looks a token up; a `Once` token's key is handed out only the first time.
+    fn use_token(&self, token: TokenHash) -> TokenLookup;
+    /// How many bindings are live (approximate; for metrics).
+    fn live_bindings(&self) -> u64;
+}
+
+struct Entry {
+    key: Mutex<Option<Arc<EphemeralKey>>>,
+    usage: TokenUse,
+    expires: Instant,
+}
+
+struct ExpireAt;
+
+impl moka::Expiry<TokenHash, Arc<Entry>> for ExpireAt {
+    fn expire_after_create(&self, _: &TokenHash, e: &Arc<Entry>, now: Instant) -> Option<Duration> {
+        Some(e.expires.saturating_duration_since(now))
+    }
+}
+
+/// The in-memory binding store (moka), bounded in size.
+#[derive(Clone)]
+pub struct MemoryBindings {
+    tokens: Cache<TokenHash, Arc<Entry>>,
+}
+
+impl MemoryBindings {
+    /// A store holding at most `capacity` bindings (the least recently used go first).
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            tokens: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(ExpireAt)
+                .build(),
+        }
+    }
+}
+
+impl BindingStore for MemoryBindings {
+    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration) {
+        let entry = Entry {
+            key: Mutex::new(Some(key)),
+            usage,
+            expires: Instant::now() + ttl,
+        };
+        self.tokens.insert(token, Arc::new(entry));
+    }
+
+    fn use_token(&self, token: TokenHash) -> TokenLookup {
+        let Some(entry) = self.tokens.get(&token) else {
+            return TokenLookup::Unknown;
+        };
+        if entry.expires <= Instant::now() {
+            return TokenLookup::Unknown;
+        }
+        let mut slot = entry.key.lock().unwrap_or_else(|p| p.into_inner());
+        match entry.usage {
+            TokenUse::Reusable => slot.clone().map_or(TokenLookup::Unknown, TokenLookup::Key),
+            TokenUse::Once => slot.take().map_or(TokenLookup::Reused, TokenLookup::Key),
+        }
+    }
+
+    fn live_bindings(&self) -> u64 {
+        self.tokens.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Arc<EphemeralKey> {
+        Arc::new(EphemeralKey::generate().unwrap())
+    }
+
+    #[test]
+    fn once_token_gives_its_key_once_then_reports_reuse() {
+        let store = MemoryBindings::new(100);
+        let k = key();
+        store.bind_token(
+            TokenHash::of("t1"),
+            k.clone(),
+            TokenUse::Once,
+            Duration::from_secs(60),
+        );
+        match store.use_token(TokenHash::of("t1")) {
+            TokenLookup::Key(got) => assert_eq!(got.jkt(), k.jkt()),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.use_token(TokenHash::of("t1")),
+            TokenLookup::Reused
+        ));
+        assert!(matches!(
+            store.use_token(TokenHash::of("t2")),
+            TokenLookup::Unknown
+        ));
+    }
+
+    #[test]
+    fn reusable_token_keeps_its_key() {
+        let store = MemoryBindings::new(100);
+        store.bind_token(
+            TokenHash::of("t"),
+            key(),
+            TokenUse::Reusable,
+            Duration::from_secs(60),
+        );
+        for _ in 0..3 {
+            assert!(matches!(
+                store.use_token(TokenHash::of("t")),
+                TokenLookup::Key(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn expired_binding_is_unknown() {
+        let store = MemoryBindings::new(100);
+        store.bind_token(TokenHash::of("t"), key(), TokenUse::Once, Duration::ZERO);
+        assert!(matches!(
+            store.use_token(TokenHash::of("t")),
+            TokenLookup::Unknown
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_the_whole_hash() {
+        let text = format!("{:?}", TokenHash::of("secret-token"));
+        assert_eq!(text.len(), "TokenHash(..)".len() + 12);
+    }
+}

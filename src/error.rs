@@ -1,0 +1,197 @@
+//! The proxy's own errors and the ONE place that turns them into `application/problem+json`.
+//!
+//! Upstream answers never come through here: they pass to the app unchanged. What does come
+//! through is what the proxy itself decided (a token it never saw, a body too large) or could
+//! not do (the upstream was unreachable or too slow).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde_json::json;
+use std::time::SystemTime;
+
+/// Any error in transit through the layers.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the problem codes are documented (the README section, by default).
+pub const DOC_URL: &str =
+    "https://github.com/myinfo-proxy/myinfo-proxy/blob/main/README.md#problem-codes";
+
+/// The stable problem-code catalogue. Each code has one status; the README lists them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemCode {
+    /// A resource call without `Authorization: Bearer|DPoP <token>`.
+    AuthTokenMissing,
+    /// A token the proxy did not see issued, or whose binding has expired.
+    AuthTokenUnknown,
+    /// A one-time (Myinfo v4) token that was already used.
+    AuthTokenReused,
+    /// A request parameter the proxy needs is wrong.
+    ValidationInvalidParameter,
+    /// The request body is over `max_request_body`.
+    ValidationBodyTooLarge,
+    /// The body is not of the media type the route takes.
+    ValidationUnsupportedMediaType,
+    /// An absolute-form or authority-form request target: the proxy is not an open proxy.
+    ValidationInvalidTarget,
+    /// No route for this path.
+    ResourceNotFound,
+    /// The route exists but not for this method.
+    ResourceMethodNotAllowed,
+    /// The upstream could not be reached, or dropped the connection before answering.
+    ProviderUnreachable,
+    /// The upstream did not answer in time.
+    ProviderTimeout,
+    /// The upstream's answer was larger than `max_response_body`.
+    ProviderResponseTooLarge,
+    /// Something inside the proxy failed (a bug, or a key that cannot sign).
+    SystemInternalError,
+}
+
+impl ProblemCode {
+    /// The stable code string, e.g. `AUTH_TOKEN_REUSED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthTokenMissing => "AUTH_TOKEN_MISSING",
+            Self::AuthTokenUnknown => "AUTH_TOKEN_UNKNOWN",
+            Self::AuthTokenReused => "AUTH_TOKEN_REUSED",
+            Self::ValidationInvalidParameter => "VALIDATION_INVALID_PARAMETER",
+            Self::ValidationBodyTooLarge => "VALIDATION_BODY_TOO_LARGE",
+            Self::ValidationUnsupportedMediaType => "VALIDATION_UNSUPPORTED_MEDIA_TYPE",
+            Self::ValidationInvalidTarget => "VALIDATION_INVALID_TARGET",
+            Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            Self::ResourceMethodNotAllowed => "RESOURCE_METHOD_NOT_ALLOWED",
+            Self::ProviderUnreachable => "PROVIDER_UNREACHABLE",
+            Self::ProviderTimeout => "PROVIDER_TIMEOUT",
+            Self::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
+            Self::SystemInternalError => "SYSTEM_INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status that always goes with this code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::AuthTokenMissing | Self::AuthTokenUnknown | Self::AuthTokenReused => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::ValidationInvalidParameter | Self::ValidationInvalidTarget => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::ValidationBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ValidationUnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ResourceNotFound => StatusCode::NOT_FOUND,
+            Self::ResourceMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ProviderUnreachable | Self::ProviderResponseTooLarge => StatusCode::BAD_GATEWAY,
+            Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Every code, for the README table and its test.
+    pub const ALL: [ProblemCode; 13] = [
+        Self::AuthTokenMissing,
+        Self::AuthTokenUnknown,
+        Self::AuthTokenReused,
+        Self::ValidationInvalidParameter,
+        Self::ValidationBodyTooLarge,
+        Self::ValidationUnsupportedMediaType,
+        Self::ValidationInvalidTarget,
+        Self::ResourceNotFound,
+        Self::ResourceMethodNotAllowed,
+        Self::ProviderUnreachable,
+        Self::ProviderTimeout,
+        Self::ProviderResponseTooLarge,
+        Self::SystemInternalError,
+    ];
+}
+
+/// An error the proxy itself decided on, with a detail for the app.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct ProxyError {
+    /// The catalogue code.
+    pub code: ProblemCode,
+    /// A human-readable sentence naming what was wrong (never a secret).
+    pub detail: String,
+}
+
+impl ProxyError {
+    /// An error with its code and detail.
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a problem answer says about the request it answers.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemContext<'a> {
+    /// The request path (`instance`).
+    pub instance: &'a str,
+    /// The proxy's request id.
+    pub request_id: Option<&'a str>,
+}
+
+/// Renders a problem+json answer.
+pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<Bytes> {
+    let code = err.code.as_str();
+    let mut context = serde_json::Map::new();
+    if let Some(id) = ctx.request_id {
+        context.insert("request_id".into(), id.into());
+    }
+    let body = json!({
+        "type": format!("urn:myinfo-proxy:problem:{code}"),
+        "title": code,
+        "status": err.code.status().as_u16(),
+        "detail": err.detail,
+        "instance": ctx.instance,
+        "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        "context": context,
+        "doc_url": DOC_URL,
+    });
+    let mut res = Response::new(Bytes::from(body.to_string()));
+    *res.status_mut() = err.code.status();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+/// Classifies any error that reached the edge of the stack. This is the one mapping: the last
+/// branch logs what it did not recognise and answers 500.
+pub fn classify(err: &BoxError) -> ProxyError {
+    if let Some(e) = err.downcast_ref::<ProxyError>() {
+        return e.clone();
+    }
+    if err.is::<tower::timeout::error::Elapsed>() {
+        return ProxyError::new(
+            ProblemCode::ProviderTimeout,
+            "the upstream did not answer within the attempt timeout",
+        );
+    }
+    if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
+        return ProxyError::new(
+            ProblemCode::ProviderUnreachable,
+            format!("the upstream could not be reached: {}", error_chain(e)),
+        );
+    }
+    tracing::error!(error = %error_chain(err.as_ref()), "unclassified error inside the proxy");
+    ProxyError::new(
+        ProblemCode::SystemInternalError,
+        "an internal error occurred; see the proxy's log",
+    )
+}
+
+/// `a: b: c` from an error and its sources.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
