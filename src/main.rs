@@ -110,7 +110,10 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-        tracing::info!(listen = %config.listen, upstreams = config.upstreams.len(), "myinfo-proxy serving");
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        tracing::info!(listen = %local, upstreams = config.upstreams.len(), "myinfo-proxy serving");
         serve(listener, proxy, shutdown_signal(), config.timeouts.overall)
             .await
             .map_err(|e| Failure::Other(e.to_string()))?;

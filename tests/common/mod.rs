@@ -1,0 +1,239 @@
+//! Test harness: the strict emulator and the proxy on 127.0.0.1:0, a plain HTTP client, PKCE.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use myinfo_proxy::config::Config;
+use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
+use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
+use myinfo_proxy::server::{serve, Proxy};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const CLIENT_ID: &str = "STG-TEST-CLIENT";
+pub const REDIRECT: &str = "https://app.example/callback";
+
+/// A client key set written to a temp dir.
+pub struct ClientKeyFiles {
+    pub dir: tempfile::TempDir,
+    pub private: serde_json::Value,
+    pub public: serde_json::Value,
+}
+
+impl ClientKeyFiles {
+    pub fn new() -> Self {
+        let (private, public) = generate_client_jwks().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("private-jwks.json"), private.to_string()).unwrap();
+        std::fs::write(dir.path().join("public-jwks.json"), public.to_string()).unwrap();
+        Self {
+            dir,
+            private,
+            public,
+        }
+    }
+    pub fn private_path(&self) -> PathBuf {
+        self.dir.path().join("private-jwks.json")
+    }
+    pub fn public_jwks(&self) -> josekit::jwk::JwkSet {
+        josekit::jwk::JwkSet::from_bytes(self.public.to_string()).unwrap()
+    }
+}
+
+/// The emulator and a proxy in front of it.
+pub struct Harness {
+    pub keys: ClientKeyFiles,
+    pub emulator: Emulator,
+    pub proxy_addr: SocketAddr,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Harness {
+    /// Proxy configured for the emulator's exact base URL.
+    pub async fn start() -> Self {
+        Self::start_with(|base| base.to_owned(), "").await
+    }
+
+    /// `upstream_url` maps the emulator's base URL to the one configured in the proxy;
+    /// `extra` is appended to the top-level config text.
+    pub async fn start_with(upstream_url: impl Fn(&str) -> String, extra: &str) -> Self {
+        let keys = ClientKeyFiles::new();
+        let emulator = Emulator::start(
+            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let text = format!(
+            r#"
+listen = "127.0.0.1:0"
+client_id = "{CLIENT_ID}"
+{extra}
+[keys]
+jwks_file = "{keys}"
+[[upstream]]
+name = "myinfo"
+kind = "myinfo-v4"
+base_url = "{base}"
+"#,
+            keys = keys.private_path().display(),
+            base = upstream_url(&emulator.base_url()),
+        );
+        let config = Config::from_toml(&text, keys.dir.path()).unwrap();
+        let proxy = Proxy::from_config(&config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(
+            listener,
+            proxy,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self {
+            keys,
+            emulator,
+            proxy_addr,
+            client,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy_addr)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Mints a code at the emulator and exchanges it through the proxy.
+    pub async fn token(&self, sub: &str, scope: &str) -> Answer {
+        let (verifier, challenge) = pkce();
+        let code = self.emulator.mint_code(sub, scope, &challenge, REDIRECT);
+        self.post_form("/com/v4/token", &token_form(&code, &verifier), &[])
+            .await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.send(Method::POST, path, &all, form.to_owned()).await
+    }
+
+    pub async fn person(&self, sub: &str, token: &str, scope: &str) -> Answer {
+        let auth = format!("Bearer {token}");
+        let path = format!("/com/v4/person/{sub}?scope={}", scope.replace(' ', "%20"));
+        self.send(
+            Method::GET,
+            &path,
+            &[("authorization", &auth)],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// Requests the emulator received on a path ending in `suffix`.
+    pub fn received_on(&self, suffix: &str) -> Vec<myinfo_proxy::emulator::Received> {
+        self.emulator
+            .received()
+            .into_iter()
+            .filter(|r| r.path.ends_with(suffix) || r.path.contains(suffix))
+            .collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    /// Asserts this is a problem+json with `code` and returns it.
+    pub fn problem(&self, code: &str) -> serde_json::Value {
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "body: {:?}",
+            self.body
+        );
+        let p = self.json();
+        assert_eq!(p["title"], code, "{p}");
+        assert_eq!(p["status"], self.status.as_u16(), "{p}");
+        for field in ["type", "detail", "instance", "timestamp", "doc_url"] {
+            assert!(p[field].is_string(), "problem lacks `{field}`: {p}");
+        }
+        assert!(p["context"]["request_id"].is_string(), "{p}");
+        p
+    }
+}
+
+/// A PKCE pair: (verifier, S256 challenge).
+pub fn pkce() -> (String, String) {
+    let verifier = format!(
+        "verifier-{}-{}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    let challenge = sha256_b64url(verifier.as_bytes());
+    (verifier, challenge)
+}
+
+pub fn token_form(code: &str, verifier: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("code_verifier", verifier)
+        .finish()
+}
