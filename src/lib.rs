@@ -3,6 +3,8 @@
 
 pub mod binding;
 pub mod config;
+pub mod demo;
+pub mod emulator;
 pub mod error;
 pub mod jose;
 pub mod key_source;

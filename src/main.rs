@@ -46,6 +46,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the built-in strict emulator and the proxy on loopback with throwaway keys, walk a
+    /// whole Myinfo v4 flow through the proxy, then keep serving until Ctrl-C.
+    Demo {
+        /// Where the proxy listens (an ephemeral port when this one is taken).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Print the public JWKS of the configured keys (to register with Singpass).
     Jwks {
         /// The config file.
@@ -55,13 +62,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The demo prints its own account on stdout; its log stays quiet unless RUST_LOG asks.
+    init_tracing(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Serve { config } => run_serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
+        Command::Demo { listen } => demo(listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,9 +94,9 @@ enum Failure {
     Other(String),
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let json = std::env::var("MYINFO_PROXY_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -138,6 +151,13 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn demo(listen: std::net::SocketAddr) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
+    runtime
+        .block_on(myinfo_proxy::demo::run(listen, shutdown_signal()))
+        .map_err(Failure::Other)
 }
 
 fn check_config(path: &Path) -> Result<(), Failure> {

@@ -1,0 +1,328 @@
+//! A strict local emulator of the Singpass Myinfo v4 API (`/token`, `/person/{sub}`, and a
+//! browserless `/authorize`): the judge that tests and the `demo` command hold the proxy to.
+//!
+//! It refuses whatever real Singpass would refuse — client assertions, DPoP proofs, PKCE,
+//! single-use codes and single-use access tokens — with Singpass's statuses and error bodies,
+//! and records every request it receives. Its checks are written independently of the proxy's
+//! signing code (own RFC 7638 thumbprint, own claim rules); only josekit is shared.
+
+mod assertion;
+mod authorize;
+mod dpop;
+mod errors;
+mod jose;
+mod person;
+mod person_endpoint;
+mod signing;
+mod state;
+mod token_endpoint;
+mod v4;
+
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use josekit::jwk::JwkSet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use authorize::SAMPLE_SUB;
+
+use errors::Rejection;
+use state::{AuthorizationCode, EmulatorState};
+use v4::{Observed, V4Request};
+
+/// Bodies larger than this are refused unread (413); a token form is a few KiB.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How the emulator is set up: which client it knows and where it serves.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    pub client_id: String,
+    /// The client's PUBLIC JWKS (an ES256 `use=sig` key and an ECDH-ES+A256KW `use=enc` key,
+    /// P-256).
+    pub client_jwks: JwkSet,
+    /// Path prefix the v4 API is served under; default "/com/v4".
+    pub base_path: String,
+    /// Access-token lifetime (default 1800 s).
+    pub token_lifetime: Duration,
+}
+
+impl EmulatorConfig {
+    pub fn new(client_id: impl Into<String>, client_jwks: JwkSet) -> Self {
+        EmulatorConfig {
+            client_id: client_id.into(),
+            client_jwks,
+            base_path: "/com/v4".to_owned(),
+            token_lifetime: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// One request as the emulator received it, and how it answered.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub status: u16,
+    /// The `error_description` it answered with, None on success.
+    pub rejection: Option<String>,
+    /// jti of the client assertion and of the DPoP proof, when they parsed (that is, once
+    /// their signature verified).
+    pub assertion_jti: Option<String>,
+    pub proof_jti: Option<String>,
+}
+
+/// A running emulator; dropping it (or [`Emulator::shutdown`]) stops it.
+pub struct Emulator {
+    state: Arc<EmulatorState>,
+    local_addr: SocketAddr,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds (e.g. "127.0.0.1:0") and serves on a spawned tokio task.
+    pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<Emulator> {
+        let mut config = config;
+        config.base_path = normalize_base_path(&config.base_path);
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let key = signing::EmulatorKey::generate().map_err(std::io::Error::other)?;
+        let base_url = format!("http://{}{}", reachable(local_addr), config.base_path);
+        let state = Arc::new(EmulatorState::new(config, base_url, key));
+        let server = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        Ok(Emulator {
+            state,
+            local_addr,
+            server: Some(server),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// "http://127.0.0.1:PORT/com/v4" — the exact base URL clients must sign `htu`/`aud` for.
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// Registers an authorization code without a browser, as if user `sub` consented to
+    /// `scope` (space-separated) with PKCE `code_challenge` (S256) and `redirect_uri`.
+    /// Returns the code.
+    pub fn mint_code(
+        &self,
+        sub: &str,
+        scope: &str,
+        code_challenge: &str,
+        redirect_uri: &str,
+    ) -> String {
+        let code = signing::random_id();
+        self.state.register_code(
+            code.clone(),
+            AuthorizationCode {
+                sub: sub.to_owned(),
+                scope: scope.to_owned(),
+                code_challenge: code_challenge.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+            },
+        );
+        code
+    }
+
+    /// Everything received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received()
+    }
+
+    /// The emulator's public signing JWKS (to verify the person JWS inside the JWE).
+    pub fn signing_jwks(&self) -> JwkSet {
+        self.state.key.public_jwks()
+    }
+
+    /// Stops accepting and closes every open connection.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            // The task was aborted; its JoinError says only that.
+            let _ = server.await;
+        }
+    }
+}
+
+/// Shows where it serves, never what it holds (codes, tokens, recorded requests).
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("base_url", &self.state.base_url)
+            .field("client_id", &self.state.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Runs an emulator until the returned future is dropped (e.g. by a `select!` on Ctrl-C),
+/// for the CLI's standalone `emulator` command. Fails only if `addr` cannot be bound.
+pub async fn serve_forever(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<()> {
+    let mut emulator = Emulator::start(config, addr).await?;
+    tracing::info!(base_url = %emulator.base_url(), "Myinfo v4 emulator listening");
+    if let Some(server) = emulator.server.as_mut() {
+        // The accept loop only ends by being aborted.
+        let _ = server.await;
+    }
+    Ok(())
+}
+
+/// "/com/v4/" and "com/v4" both become "/com/v4"; "" and "/" become "".
+fn normalize_base_path(base_path: &str) -> String {
+    let trimmed = base_path.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The address a client on this machine reaches: a wildcard bind is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// Accepts until aborted. Connections live in a `JoinSet` owned here, so aborting this task
+/// closes them too.
+async fn accept_loop(listener: TcpListener, state: Arc<EmulatorState>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, Arc::clone(&state)));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "emulator accept failed");
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, state: Arc<EmulatorState>) {
+    let service = service_fn(move |request| handle(Arc::clone(&state), request));
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, "emulator connection ended with an error");
+    }
+}
+
+/// Answers one request and records it. Never returns `Err`: every refusal is a response.
+async fn handle(
+    state: Arc<EmulatorState>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes());
+    let mut observed = Observed::default();
+    let outcome = match &body {
+        Ok(body) => v4::route(
+            &state,
+            V4Request {
+                method: &parts.method,
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                body,
+            },
+            &mut observed,
+        ),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large",
+        )),
+        Err(_) => Err(Rejection::bad_request("Request body could not be read")),
+    };
+    let (response, rejection) = match outcome {
+        Ok(response) => (response, None),
+        Err(rejection) => {
+            // Descriptions never hold tokens or assertions, only which check failed.
+            tracing::debug!(
+                method = %parts.method,
+                path = parts.uri.path(),
+                status = rejection.status.as_u16(),
+                description = %rejection.description,
+                "emulator refused a request"
+            );
+            (rejection.to_response(), Some(rejection.description))
+        }
+    };
+    state.record(Received {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.unwrap_or_default(),
+        status: response.status().as_u16(),
+        rejection,
+        assertion_jti: observed.assertion_jti,
+        proof_jti: observed.proof_jti,
+    });
+    Ok(response)
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_normalized() {
+        assert_eq!(normalize_base_path("/com/v4"), "/com/v4");
+        assert_eq!(normalize_base_path("com/v4/"), "/com/v4");
+        assert_eq!(normalize_base_path("/"), "");
+    }
+
+    #[test]
+    fn wildcard_binds_are_reached_on_loopback() {
+        let wildcard: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        assert_eq!(reachable(wildcard).to_string(), "127.0.0.1:8080");
+    }
+}
