@@ -105,10 +105,10 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &str,
     ) -> Result<(Response<Bytes>, &'static str), ProxyError> {
-        if req.method() == Method::CONNECT
-            || req.uri().scheme().is_some()
-            || req.uri().authority().is_some()
-        {
+        // HTTP/2 requests always carry :scheme and :authority; only HTTP/1 has absolute-form.
+        let absolute_form = req.version() < http::Version::HTTP_2
+            && (req.uri().scheme().is_some() || req.uri().authority().is_some());
+        if req.method() == Method::CONNECT || absolute_form {
             return Err(ProxyError::new(
                 ProblemCode::ValidationInvalidTarget,
                 "myinfo-proxy is a reverse proxy, not a forward proxy: send origin-form requests (a path), not CONNECT or absolute URLs",

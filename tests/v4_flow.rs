@@ -297,3 +297,28 @@ async fn hop_by_hop_headers_are_not_forwarded() {
     );
     assert!(names.contains(&"x-app-header"));
 }
+
+#[tokio::test]
+async fn h2c_from_the_app_runs_the_flow() {
+    let h = Harness::start().await;
+    let h2: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let (verifier, challenge) = pkce();
+    let code = h.emulator.mint_code(SUB, SCOPE, &challenge, REDIRECT);
+    let req = http::Request::post(h.url("/com/v4/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(token_form(&code, &verifier).into())
+        .unwrap();
+    let res = h2.request(req).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), StatusCode::OK);
+    let req = http::Request::get(h.url("/nope"))
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(
+        h2.request(req).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
