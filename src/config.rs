@@ -68,6 +68,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The upstream APIs and the local paths the app calls them on.
     pub upstreams: Vec<Upstream>,
+    /// A quota over all routes together, if any.
+    pub global_rate_limit: Option<Quota>,
+    /// Where problem answers point for documentation (`doc_url`).
+    pub problem_doc_url: String,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -142,7 +146,7 @@ pub enum UpstreamKind {
 }
 
 /// One upstream API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// A short name for logs and metrics.
     pub name: String,
@@ -155,6 +159,73 @@ pub struct Upstream {
     pub local_prefix: String,
     /// Upper bound on how long an access-token binding is kept.
     pub token_ttl_cap: Duration,
+    /// Retry and rate-limit settings of each route of this upstream, by route name.
+    pub routes: Vec<(&'static str, RoutePolicy)>,
+}
+
+impl Upstream {
+    /// The settings of route `name` (every route of the kind has an entry).
+    pub fn policy(&self, name: &str) -> &RoutePolicy {
+        &self
+            .routes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("every route has a policy")
+            .1
+    }
+}
+
+impl UpstreamKind {
+    /// The names of this kind's routes, as used in `[upstream.routes.<name>]`.
+    pub fn route_names(self) -> &'static [&'static str] {
+        match self {
+            Self::MyinfoV4 => &["token", "person"],
+        }
+    }
+}
+
+/// How one route retries and limits its upstream attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePolicy {
+    /// Retries of failed attempts.
+    pub retry: RetrySettings,
+    /// The route's own quota.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Retry settings; `max_retries = 0` turns retries off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    /// Retries after the first attempt (500/501 get at most one).
+    pub max_retries: u32,
+    /// The first backoff ceiling; doubles each retry (full jitter below it).
+    pub base_delay: Duration,
+    /// The largest backoff ceiling.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited for: the answer goes to the app.
+    pub retry_after_cap: Duration,
+    /// Retries may be at most this percentage of requests (over a 10 s window)...
+    pub budget_percent: f32,
+    /// ...plus this many retries per second regardless.
+    pub budget_min_per_second: u32,
+}
+
+/// A rate + burst quota.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// How many may go at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// A route's rate limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSettings {
+    /// The quota; None turns the route's limit off (upstream throttling still pauses it).
+    pub quota: Option<Quota>,
+    /// How long a request may wait for a permit before it gets 429.
+    pub max_wait: Duration,
 }
 
 mod raw {
@@ -179,6 +250,52 @@ mod raw {
         pub tls: Tls,
         #[serde(default)]
         pub upstream: Vec<Upstream>,
+        #[serde(default)]
+        pub retry: Retry,
+        #[serde(default)]
+        pub rate_limit: RateLimit,
+        pub problem_doc_url: Option<String>,
+    }
+
+    #[derive(Deserialize, Default, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Retry {
+        pub max_retries: Option<u32>,
+        #[serde(default, with = "humantime_serde")]
+        pub base_delay: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        pub max_delay: Option<Duration>,
+        #[serde(default, with = "humantime_serde")]
+        pub retry_after_cap: Option<Duration>,
+        pub budget_percent: Option<f32>,
+        pub budget_min_per_second: Option<u32>,
+    }
+
+    #[derive(Deserialize, Default, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct RateLimit {
+        pub enabled: Option<bool>,
+        pub per_second: Option<f64>,
+        pub burst: Option<u32>,
+        #[serde(default, with = "humantime_serde")]
+        pub max_wait: Option<Duration>,
+        pub global: Option<GlobalQuota>,
+    }
+
+    #[derive(Deserialize, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct GlobalQuota {
+        pub per_second: f64,
+        pub burst: u32,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Route {
+        #[serde(default)]
+        pub retry: Retry,
+        #[serde(default)]
+        pub rate_limit: RateLimit,
     }
 
     #[derive(Deserialize, Default)]
@@ -221,9 +338,12 @@ mod raw {
         pub local_prefix: Option<String>,
         #[serde(default, with = "humantime_serde")]
         pub token_ttl_cap: Option<Duration>,
+        #[serde(default)]
+        pub routes: std::collections::BTreeMap<String, Route>,
     }
 }
 
+mod policy;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -247,6 +367,27 @@ pub mod defaults {
     pub const OVERALL: Duration = Duration::from_secs(30);
     /// `upstream.token_ttl_cap`
     pub const TOKEN_TTL_CAP: Duration = Duration::from_secs(30 * 60);
+    /// `retry.max_retries`
+    pub const MAX_RETRIES: u32 = 3;
+    /// `retry.base_delay`
+    pub const BASE_DELAY: Duration = Duration::from_millis(100);
+    /// `retry.max_delay`
+    pub const MAX_DELAY: Duration = Duration::from_secs(2);
+    /// `retry.retry_after_cap`
+    pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(5);
+    /// `retry.budget_percent`
+    pub const BUDGET_PERCENT: f32 = 20.0;
+    /// `retry.budget_min_per_second`
+    pub const BUDGET_MIN_PER_SECOND: u32 = 1;
+    /// `rate_limit.per_second`
+    pub const RATE_PER_SECOND: f64 = 20.0;
+    /// `rate_limit.burst`
+    pub const RATE_BURST: u32 = 20;
+    /// `rate_limit.max_wait`
+    pub const MAX_WAIT: Duration = Duration::from_millis(250);
+    /// `problem_doc_url`
+    pub const PROBLEM_DOC_URL: &str =
+        "https://github.com/myinfo-proxy/myinfo-proxy/blob/main/README.md#problem-codes";
 }
 
 impl Config {

@@ -12,10 +12,6 @@ use std::time::SystemTime;
 /// Any error in transit through the layers.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where the problem codes are documented (the README section, by default).
-pub const DOC_URL: &str =
-    "https://github.com/myinfo-proxy/myinfo-proxy/blob/main/README.md#problem-codes";
-
 /// The stable problem-code catalogue. Each code has one status; the README lists them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemCode {
@@ -43,6 +39,10 @@ pub enum ProblemCode {
     ProviderTimeout,
     /// The upstream's answer was larger than `max_response_body`.
     ProviderResponseTooLarge,
+    /// The upstream throttled this route; the proxy paused it or sends at a reduced rate.
+    ProviderThrottled,
+    /// The route's own configured quota is exhausted and no permit came within `max_wait`.
+    ResourceRateLimited,
     /// Something inside the proxy failed (a bug, or a key that cannot sign).
     SystemInternalError,
 }
@@ -63,6 +63,8 @@ impl ProblemCode {
             Self::ProviderUnreachable => "PROVIDER_UNREACHABLE",
             Self::ProviderTimeout => "PROVIDER_TIMEOUT",
             Self::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
+            Self::ProviderThrottled => "PROVIDER_THROTTLED",
+            Self::ResourceRateLimited => "RESOURCE_RATE_LIMITED",
             Self::SystemInternalError => "SYSTEM_INTERNAL_ERROR",
         }
     }
@@ -82,12 +84,13 @@ impl ProblemCode {
             Self::ResourceMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ProviderUnreachable | Self::ProviderResponseTooLarge => StatusCode::BAD_GATEWAY,
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 13] = [
+    pub const ALL: [ProblemCode; 15] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -100,6 +103,8 @@ impl ProblemCode {
         Self::ProviderUnreachable,
         Self::ProviderTimeout,
         Self::ProviderResponseTooLarge,
+        Self::ProviderThrottled,
+        Self::ResourceRateLimited,
         Self::SystemInternalError,
     ];
 }
@@ -112,6 +117,19 @@ pub struct ProxyError {
     pub code: ProblemCode,
     /// A human-readable sentence naming what was wrong (never a secret).
     pub detail: String,
+    /// When the app may try again (sent as `Retry-After`, whole seconds rounded up).
+    pub retry_after: Option<std::time::Duration>,
+    /// The upstream error that caused this answer, if one did.
+    pub upstream: Option<UpstreamIds>,
+}
+
+/// The `id` and `trace_id` of an upstream error, for the problem's `context`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamIds {
+    /// Singpass's `id`.
+    pub id: Option<String>,
+    /// Singpass's `trace_id`.
+    pub trace_id: Option<String>,
 }
 
 impl ProxyError {
@@ -120,7 +138,19 @@ impl ProxyError {
         Self {
             code,
             detail: detail.into(),
+            retry_after: None,
+            upstream: None,
         }
+    }
+    /// Adds a `Retry-After`.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+    /// Names the upstream error that caused this one.
+    pub fn with_upstream(mut self, ids: Option<UpstreamIds>) -> Self {
+        self.upstream = ids;
+        self
     }
 }
 
@@ -131,6 +161,8 @@ pub struct ProblemContext<'a> {
     pub instance: &'a str,
     /// The proxy's request id.
     pub request_id: Option<&'a str>,
+    /// Where the codes are documented (`problem_doc_url`); the default when None.
+    pub doc_url: Option<&'a str>,
 }
 
 /// Renders a problem+json answer.
@@ -140,6 +172,14 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
     if let Some(id) = ctx.request_id {
         context.insert("request_id".into(), id.into());
     }
+    if let Some(up) = &err.upstream {
+        if let Some(id) = &up.id {
+            context.insert("upstream_id".into(), id.as_str().into());
+        }
+        if let Some(trace) = &up.trace_id {
+            context.insert("upstream_trace_id".into(), trace.as_str().into());
+        }
+    }
     let body = json!({
         "type": format!("urn:myinfo-proxy:problem:{code}"),
         "title": code,
@@ -148,7 +188,7 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
         "instance": ctx.instance,
         "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         "context": context,
-        "doc_url": DOC_URL,
+        "doc_url": ctx.doc_url.unwrap_or(crate::config::defaults::PROBLEM_DOC_URL),
     });
     let mut res = Response::new(Bytes::from(body.to_string()));
     *res.status_mut() = err.code.status();
@@ -156,6 +196,11 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    if let Some(after) = err.retry_after {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
     res
 }
 

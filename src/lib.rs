@@ -13,3 +13,4 @@ pub mod route;
 pub mod server;
 pub mod stack;
 pub mod upstream;
+pub mod upstream_answer;

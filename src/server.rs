@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
@@ -30,6 +30,8 @@ pub struct Proxy {
     routes: Arc<RouteTable>,
     service: ProxyService,
     max_request_body: usize,
+    doc_url: Arc<str>,
+    overall: Duration,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -57,6 +59,8 @@ impl Proxy {
             routes: Arc::new(RouteTable::new(config)),
             service: stack::build(config, signing, upstream),
             max_request_body: config.max_request_body,
+            doc_url: config.problem_doc_url.as_str().into(),
+            overall: config.timeouts.overall,
         })
     }
 
@@ -72,6 +76,7 @@ impl Proxy {
                 let ctx = ProblemContext {
                     instance: &path,
                     request_id: Some(&request_id),
+                    doc_url: Some(&self.doc_url),
                 };
                 let mut res = problem_response(&err, &ctx);
                 if err.code == ProblemCode::ResourceMethodNotAllowed {
@@ -134,6 +139,7 @@ impl Proxy {
             ));
         }
         let (mut parts, body) = req.into_parts();
+        let instance = parts.uri.path().to_owned();
         let body = self.read_body(&parts.headers, body).await?;
 
         let target = match parts.uri.query() {
@@ -154,13 +160,14 @@ impl Proxy {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
         parts.extensions = http::Extensions::new();
-        parts.extensions.insert(RequestContext {
-            route: route.clone(),
-            htu: upstream_url.into(),
-            instance: parts.uri.path().into(),
-            request_id: request_id.into(),
-            key: Arc::new(OnceLock::new()),
-        });
+        parts.extensions.insert(RequestContext::new(
+            route.clone(),
+            &upstream_url,
+            &instance,
+            request_id,
+            self.doc_url.clone(),
+            self.overall,
+        ));
         let label = route.kind.label();
         let res = self
             .service

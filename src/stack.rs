@@ -1,14 +1,17 @@
 //! The one place that orders the layers (outermost first):
 //!
 //! ```text
-//! rescue -> overall timeout -> inject -> attempt timeout -> upstream
+//! rescue -> overall timeout -> retry -> rate limit -> error log -> inject -> attempt timeout
+//!   -> upstream
 //! ```
 //!
-//! Inject sits inside the overall deadline and outside the per-attempt timeout, so each attempt
-//! is signed afresh; rescue sits outside everything, so the app always gets an answer.
+//! Inject sits inside retry, so every attempt gets a new assertion `jti` and a new proof; the
+//! rate limiter sits inside retry, so every attempt that reaches Singpass counts against the
+//! quota; the error log sits inside retry, so no attempt's `id`/`trace_id` is lost; rescue
+//! sits outside everything, so the app always gets an answer.
 
 use crate::config::Config;
-use crate::layer::{InjectLayer, RescueLayer, Signing};
+use crate::layer::{ErrorLogLayer, InjectLayer, RateLimitLayer, RescueLayer, RetryLayer, Signing};
 use crate::upstream::UpstreamClient;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -25,6 +28,9 @@ pub fn build(config: &Config, signing: Signing, upstream: UpstreamClient) -> Pro
     let service = ServiceBuilder::new()
         .layer(RescueLayer)
         .layer(TimeoutLayer::new(config.timeouts.overall))
+        .layer(RetryLayer)
+        .layer(RateLimitLayer)
+        .layer(ErrorLogLayer)
         .layer(InjectLayer::new(signing))
         .layer(TimeoutLayer::new(config.timeouts.attempt))
         .service(upstream);

@@ -57,6 +57,10 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         extra_ca_file: file.tls.extra_ca_file.map(|p| base.join(p)),
     };
 
+    let global_rate_limit = super::policy::check_defaults(&file.retry, &file.rate_limit)?;
+    let problem_doc_url = file
+        .problem_doc_url
+        .unwrap_or_else(|| defaults::PROBLEM_DOC_URL.to_owned());
     let mut warnings = Vec::new();
     if file.upstream.is_empty() {
         return Err(ConfigError::new(
@@ -68,7 +72,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let mut upstreams = Vec::new();
     let (mut names, mut prefixes) = (HashSet::new(), HashSet::new());
     for (i, raw) in file.upstream.into_iter().enumerate() {
-        let up = upstream(i, raw, &mut warnings)?;
+        let up = upstream(i, raw, &file.retry, &file.rate_limit, &mut warnings)?;
         if !names.insert(up.name.clone()) {
             return Err(ConfigError::new(
                 format!("upstream[{i}].name"),
@@ -96,6 +100,8 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         timeouts,
         tls,
         upstreams,
+        global_rate_limit,
+        problem_doc_url,
         warnings,
     })
 }
@@ -219,6 +225,8 @@ fn timeouts(raw: raw::Timeouts) -> Result<Timeouts, ConfigError> {
 fn upstream(
     i: usize,
     raw: raw::Upstream,
+    retry: &raw::Retry,
+    rate_limit: &raw::RateLimit,
     warnings: &mut Vec<String>,
 ) -> Result<Upstream, ConfigError> {
     let key = |field: &str| format!("upstream[{i}].{field}");
@@ -272,12 +280,20 @@ fn upstream(
             "use a duration such as \"30m\"",
         ));
     }
+    let routes = super::policy::route_policies(
+        raw.kind,
+        &format!("upstream[{i}]"),
+        retry,
+        rate_limit,
+        raw.routes,
+    )?;
     Ok(Upstream {
         name: raw.name.unwrap_or_else(|| format!("upstream{i}")),
         kind: raw.kind,
         base_url,
         local_prefix,
         token_ttl_cap,
+        routes,
     })
 }
 

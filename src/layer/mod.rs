@@ -1,7 +1,13 @@
 //! The middleware, one file each, all of the same shape: `FooLayer` (config) builds `Foo<S>`.
 
+pub mod error_log;
 pub mod inject;
+pub mod rate_limit;
 pub mod rescue;
+pub mod retry;
 
+pub use error_log::{ErrorLog, ErrorLogLayer};
 pub use inject::{Inject, InjectLayer, Signing};
+pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use rescue::{Rescue, RescueLayer};
+pub use retry::{Retry, RetryLayer, RetryPolicy};

@@ -60,6 +60,7 @@ where
                 let ctx = ProblemContext {
                     instance: ctx.as_ref().map_or(path.as_str(), |c| &c.instance),
                     request_id: ctx.as_ref().map(|c| &*c.request_id),
+                    doc_url: ctx.as_ref().map(|c| &*c.doc_url),
                 };
                 problem_response(&problem, &ctx)
             }))

@@ -1,0 +1,154 @@
+//! Retry and rate-limit settings: file defaults (`[retry]`, `[rate_limit]`) merged field by
+//! field with each route's overrides (`[upstream.routes.<name>]`), then checked.
+
+use super::{
+    defaults, raw, ConfigError, Quota, RateLimitSettings, RetrySettings, RoutePolicy, UpstreamKind,
+};
+use std::collections::BTreeMap;
+
+/// The policy of every route of one upstream, in the kind's route order.
+pub(super) fn route_policies(
+    kind: UpstreamKind,
+    prefix: &str,
+    retry: &raw::Retry,
+    rate_limit: &raw::RateLimit,
+    mut routes: BTreeMap<String, raw::Route>,
+) -> Result<Vec<(&'static str, RoutePolicy)>, ConfigError> {
+    let names = kind.route_names();
+    if let Some(unknown) = routes.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(ConfigError::new(
+            format!("{prefix}.routes.{unknown}"),
+            format!("this upstream kind has no route `{unknown}`"),
+            format!("use one of: {}", names.join(", ")),
+        ));
+    }
+    names
+        .iter()
+        .map(|&name| {
+            let own = routes.remove(name).unwrap_or_default();
+            let key = format!("{prefix}.routes.{name}");
+            let policy = RoutePolicy {
+                retry: retry_settings(&key, retry, &own.retry)?,
+                rate_limit: rate_limit_settings(&key, rate_limit, &own.rate_limit)?,
+            };
+            Ok((name, policy))
+        })
+        .collect()
+}
+
+/// The file-level defaults alone (also what a route without overrides gets).
+pub(super) fn check_defaults(
+    retry: &raw::Retry,
+    rate_limit: &raw::RateLimit,
+) -> Result<Option<Quota>, ConfigError> {
+    retry_settings("retry", retry, &raw::Retry::default())?;
+    rate_limit_settings("rate_limit", rate_limit, &raw::RateLimit::default())?;
+    rate_limit
+        .global
+        .as_ref()
+        .map(|g| quota("rate_limit.global", g.per_second, g.burst))
+        .transpose()
+}
+
+fn retry_settings(
+    key: &str,
+    base: &raw::Retry,
+    own: &raw::Retry,
+) -> Result<RetrySettings, ConfigError> {
+    let s = RetrySettings {
+        max_retries: own
+            .max_retries
+            .or(base.max_retries)
+            .unwrap_or(defaults::MAX_RETRIES),
+        base_delay: own
+            .base_delay
+            .or(base.base_delay)
+            .unwrap_or(defaults::BASE_DELAY),
+        max_delay: own
+            .max_delay
+            .or(base.max_delay)
+            .unwrap_or(defaults::MAX_DELAY),
+        retry_after_cap: own
+            .retry_after_cap
+            .or(base.retry_after_cap)
+            .unwrap_or(defaults::RETRY_AFTER_CAP),
+        budget_percent: own
+            .budget_percent
+            .or(base.budget_percent)
+            .unwrap_or(defaults::BUDGET_PERCENT),
+        budget_min_per_second: own
+            .budget_min_per_second
+            .or(base.budget_min_per_second)
+            .unwrap_or(defaults::BUDGET_MIN_PER_SECOND),
+    };
+    if s.max_retries > 10 {
+        return Err(ConfigError::new(
+            format!("{key}.max_retries"),
+            format!(
+                "{} retries would multiply the load on Singpass",
+                s.max_retries
+            ),
+            "use 0 (off) to 10; the default is 3",
+        ));
+    }
+    if s.base_delay.is_zero() || s.max_delay < s.base_delay {
+        return Err(ConfigError::new(
+            format!("{key}.max_delay"),
+            "base_delay must be more than 0 and max_delay at least base_delay",
+            "e.g. base_delay = \"100ms\", max_delay = \"2s\"",
+        ));
+    }
+    if !(0.0..=1000.0).contains(&s.budget_percent) {
+        return Err(ConfigError::new(
+            format!("{key}.budget_percent"),
+            format!("{} is outside 0..=1000", s.budget_percent),
+            "use a percentage of requests, e.g. 20",
+        ));
+    }
+    Ok(s)
+}
+
+fn rate_limit_settings(
+    key: &str,
+    base: &raw::RateLimit,
+    own: &raw::RateLimit,
+) -> Result<RateLimitSettings, ConfigError> {
+    if own.global.is_some() {
+        return Err(ConfigError::new(
+            format!("{key}.rate_limit.global"),
+            "a global quota is set once, under [rate_limit.global]",
+            "move it to [rate_limit.global]",
+        ));
+    }
+    let enabled = own.enabled.or(base.enabled).unwrap_or(true);
+    let per_second = own
+        .per_second
+        .or(base.per_second)
+        .unwrap_or(defaults::RATE_PER_SECOND);
+    let burst = own.burst.or(base.burst).unwrap_or(defaults::RATE_BURST);
+    let max_wait = own.max_wait.or(base.max_wait).unwrap_or(defaults::MAX_WAIT);
+    let quota = if enabled {
+        Some(quota(&format!("{key}.rate_limit"), per_second, burst)?)
+    } else {
+        None
+    };
+    Ok(RateLimitSettings { quota, max_wait })
+}
+
+fn quota(key: &str, per_second: f64, burst: u32) -> Result<Quota, ConfigError> {
+    if !(per_second.is_finite() && per_second >= 0.001 && per_second <= 1e6) {
+        return Err(ConfigError::new(
+            format!("{key}.per_second"),
+            format!("{per_second} is not a usable rate"),
+            "use a rate between 0.001 and 1000000 requests per second, or enabled = false",
+        ));
+    }
+    if burst == 0 {
+        return Err(ConfigError::new(
+            format!("{key}.burst"),
+            "must be at least 1",
+            "use the number of requests that may go at once, e.g. 20",
+        ));
+    }
+    Ok(Quota { per_second, burst })
+}
