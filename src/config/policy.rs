@@ -136,7 +136,7 @@ fn rate_limit_settings(
 }
 
 fn quota(key: &str, per_second: f64, burst: u32) -> Result<Quota, ConfigError> {
-    if !(per_second.is_finite() && per_second >= 0.001 && per_second <= 1e6) {
+    if !(0.001..=1e6).contains(&per_second) {
         return Err(ConfigError::new(
             format!("{key}.per_second"),
             format!("{per_second} is not a usable rate"),

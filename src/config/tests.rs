@@ -182,3 +182,62 @@ fn plain_http_warns_unless_loopback() {
     assert_eq!(remote.warnings.len(), 1);
     assert!(remote.warnings[0].contains("plain http"));
 }
+
+#[test]
+fn retry_and_rate_limit_defaults_and_per_route_overrides() {
+    let text = format!(
+        "{MINIMAL}\n[upstream.routes.person.retry]\nmax_retries = 0\n[upstream.routes.token.rate_limit]\nper_second = 5\n"
+    )
+    .replace("[keys]", "[retry]\nbase_delay = \"50ms\"\n[rate_limit]\nburst = 7\n[keys]");
+    let c = parse(&text).unwrap();
+    let up = &c.upstreams[0];
+    let (token, person) = (up.policy("token"), up.policy("person"));
+    assert_eq!(token.retry.max_retries, 3);
+    assert_eq!(person.retry.max_retries, 0);
+    assert_eq!(
+        person.retry.base_delay,
+        std::time::Duration::from_millis(50),
+        "file default applies"
+    );
+    assert_eq!(
+        token.rate_limit.quota,
+        Some(Quota {
+            per_second: 5.0,
+            burst: 7
+        }),
+        "merged field by field"
+    );
+    assert_eq!(
+        person.rate_limit.quota,
+        Some(Quota {
+            per_second: 20.0,
+            burst: 7
+        })
+    );
+    assert_eq!(c.global_rate_limit, None);
+}
+
+#[test]
+fn unknown_route_and_bad_policy_values_are_named() {
+    let err = parse(&format!(
+        "{MINIMAL}\n[upstream.routes.tokn.retry]\nmax_retries = 1\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key, "upstream[0].routes.tokn");
+    assert!(err.fix.contains("token, person"));
+    let err = parse(&format!(
+        "{MINIMAL}\n[upstream.routes.token.rate_limit]\nburst = 0\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key, "upstream[0].routes.token.rate_limit.burst");
+    let err = parse(&MINIMAL.replace("[keys]", "[retry]\nmax_retries = 50\n[keys]")).unwrap_err();
+    assert_eq!(err.key, "retry.max_retries");
+    let err = parse(&MINIMAL.replace(
+        "[keys]",
+        "[rate_limit.global]\nper_second = -1\nburst = 1\n[keys]",
+    ))
+    .unwrap_err();
+    assert_eq!(err.key, "rate_limit.global.per_second");
+    let off = parse(&MINIMAL.replace("[keys]", "[rate_limit]\nenabled = false\n[keys]")).unwrap();
+    assert_eq!(off.upstreams[0].policy("token").rate_limit.quota, None);
+}
