@@ -39,6 +39,8 @@ pub enum ProblemCode {
     ProviderTimeout,
     /// The upstream's answer was larger than `max_response_body`.
     ProviderResponseTooLarge,
+    /// The upstream answered something the proxy could not use (bad discovery, bad JWE).
+    ProviderUnexpectedResponse,
     /// The upstream throttled this route; the proxy paused it or sends at a reduced rate.
     ProviderThrottled,
     /// The route's own configured quota is exhausted and no permit came within `max_wait`.
@@ -64,6 +66,7 @@ impl ProblemCode {
             Self::ProviderTimeout => "PROVIDER_TIMEOUT",
             Self::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
             Self::ProviderThrottled => "PROVIDER_THROTTLED",
+            Self::ProviderUnexpectedResponse => "PROVIDER_UNEXPECTED_RESPONSE",
             Self::ResourceRateLimited => "RESOURCE_RATE_LIMITED",
             Self::SystemInternalError => "SYSTEM_INTERNAL_ERROR",
         }
@@ -82,7 +85,9 @@ impl ProblemCode {
             Self::ValidationUnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
             Self::ResourceMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ProviderUnreachable | Self::ProviderResponseTooLarge => StatusCode::BAD_GATEWAY,
+            Self::ProviderUnreachable
+            | Self::ProviderResponseTooLarge
+            | Self::ProviderUnexpectedResponse => StatusCode::BAD_GATEWAY,
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,7 +95,7 @@ impl ProblemCode {
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 15] = [
+    pub const ALL: [ProblemCode; 16] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -104,6 +109,7 @@ impl ProblemCode {
         Self::ProviderTimeout,
         Self::ProviderResponseTooLarge,
         Self::ProviderThrottled,
+        Self::ProviderUnexpectedResponse,
         Self::ResourceRateLimited,
         Self::SystemInternalError,
     ];

@@ -4,11 +4,13 @@
 pub mod binding;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod emulator;
 pub mod error;
 pub mod jose;
 pub mod key_source;
 pub mod layer;
+pub mod metrics;
 pub mod route;
 pub mod server;
 pub mod stack;

@@ -93,6 +93,11 @@ impl Proxy {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
+        crate::metrics::request(
+            route.unwrap_or("none"),
+            parts.status.as_u16(),
+            started.elapsed(),
+        );
         tracing::info!(
             target: "myinfo_proxy::access",
             request_id = %request_id,

@@ -132,30 +132,50 @@ impl Rejection {
     }
 
     /// The Singpass error body, with a fresh `id` and `trace_id` each time.
-    pub(crate) fn to_response(&self) -> Response<Full<Bytes>> {
+    pub(crate) fn to_response(&self) -> ErrorAnswer {
         let class = if self.status.is_server_error() {
             "SERVER_SIDE_ERROR"
         } else {
             "CLIENT_SIDE_ERROR"
         };
-        let body = serde_json::json!({
-            "id": error_id(),
-            "error": class,
-            "error_description": self.description,
-            "trace_id": hex(&random_bytes::<16>()),
-        });
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
-        );
-        response
+        error_answer(self.status, class, &self.description)
+    }
+}
+
+/// An error response and the identifiers its body carries, which the request log keeps.
+#[derive(Debug)]
+pub(crate) struct ErrorAnswer {
+    pub(crate) response: Response<Full<Bytes>>,
+    pub(crate) id: String,
+    pub(crate) trace_id: String,
+}
+
+/// `{"id", "error", "error_description", "trace_id"}` with a fresh `id` and `trace_id`: the
+/// Singpass error body, and also the OAuth one when `error` is an OAuth code (same members).
+pub(crate) fn error_answer(status: StatusCode, error: &str, description: &str) -> ErrorAnswer {
+    let id = error_id();
+    let trace_id = hex(&random_bytes::<16>());
+    let body = serde_json::json!({
+        "id": id,
+        "error": error,
+        "error_description": description,
+        "trace_id": trace_id,
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    ErrorAnswer {
+        response,
+        id,
+        trace_id,
     }
 }
 

@@ -5,14 +5,22 @@
 //! single-use codes and single-use access tokens — with Singpass's statuses and error bodies,
 //! and records every request it receives. Its checks are written independently of the proxy's
 //! signing code (own RFC 7638 thumbprint, own claim rules); only josekit is shared.
+//!
+//! It also misbehaves on request, so the proxy's retry, rate-limit and error-log layers can be
+//! tested against it: scripted or seeded-random [`Fault`]s (error statuses and bodies, delays,
+//! hangs, dropped connections) and a per-route quota, on the tokio clock (see `faults.rs`).
 
 mod assertion;
 mod authorize;
+mod connection;
 mod dpop;
 mod errors;
+mod faults;
+mod injected;
 mod jose;
 mod person;
 mod person_endpoint;
+mod quota;
 mod signing;
 mod state;
 mod token_endpoint;
@@ -21,29 +29,21 @@ mod v4;
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use josekit::jwk::JwkSet;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use authorize::SAMPLE_SUB;
+pub use faults::{EmulatorRoute, Fault};
 
-use errors::Rejection;
+use connection::serve_connection;
+use quota::Quota;
 use state::{AuthorizationCode, EmulatorState};
-use v4::{Observed, V4Request};
-
-/// Bodies larger than this are refused unread (413); a token form is a few KiB.
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How the emulator is set up: which client it knows and where it serves.
 #[derive(Clone, Debug)]
@@ -81,9 +81,23 @@ pub struct Received {
     /// The `error_description` it answered with, None on success.
     pub rejection: Option<String>,
     /// jti of the client assertion and of the DPoP proof, when they parsed (that is, once
-    /// their signature verified).
+    /// their signature verified). For a request that an injected fault or the quota answered,
+    /// they are read from the payloads unverified, and not spent.
     pub assertion_jti: Option<String>,
     pub proof_jti: Option<String>,
+    /// When the request arrived, by the tokio clock (paused-time tests control it). The log is
+    /// in order of answering; a delayed request is logged after quicker later ones.
+    pub at: tokio::time::Instant,
+    /// The endpoint the path names, whatever the method; None for `/authorize` and unknown
+    /// paths (which faults and quotas never touch).
+    pub route: Option<EmulatorRoute>,
+    /// What was injected, e.g. "scripted: status 503", "random: drop", "quota: over 10/s,
+    /// burst 2", "scripted: delay 2s" (then served normally); None when nothing was.
+    pub fault: Option<String>,
+    /// `id` and `trace_id` of the error body answered (injected or a real refusal); None on
+    /// success and when no answer was sent. `status` is 0 when none was (Hang, Drop).
+    pub error_id: Option<String>,
+    pub trace_id: Option<String>,
 }
 
 /// A running emulator; dropping it (or [`Emulator::shutdown`]) stops it.
@@ -146,6 +160,49 @@ impl Emulator {
     /// Everything received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.state.received()
+    }
+
+    /// The next `n` requests on `route` get `fault` (queued after earlier scripted faults).
+    /// Faults apply after the quota and before random failure (see `set_quota`).
+    pub fn script(&self, route: EmulatorRoute, fault: Fault, n: usize) {
+        self.state.faults.script(route, fault, n);
+    }
+
+    /// Each request on `route` fails with probability `fraction`, choosing uniformly among
+    /// `faults`, using a deterministic RNG seeded with `seed`. Scripted faults go first, and
+    /// only requests that reach this stage draw from the RNG, so the same seed and traffic give
+    /// the same failures. Replaces an earlier call's setting for `route`; an empty `faults`
+    /// never fails.
+    pub fn fail_randomly(
+        &self,
+        route: EmulatorRoute,
+        fraction: f64,
+        faults: Vec<Fault>,
+        seed: u64,
+    ) {
+        self.state
+            .faults
+            .fail_randomly(route, fraction, faults, seed);
+    }
+
+    /// Enforces a quota on `route`: a GCRA / token bucket of `per_second` requests per second
+    /// with `burst` capacity (starting full), measured with `tokio::time::Instant`. Requests
+    /// over it get 429 with a TOO_MANY_REQUESTS Singpass body and, if `retry_after`, a
+    /// `Retry-After` header (delta-seconds, rounded up).
+    ///
+    /// The quota is checked first, as a gateway in front of the service would: a refused
+    /// request spends no scripted fault and no random draw, while an admitted one spends quota
+    /// even if a fault then answers it. Refusals do not spend quota. A `burst` of 0 refuses
+    /// everything; a `per_second` that is not positive counts as one a day.
+    pub fn set_quota(&self, route: EmulatorRoute, per_second: f64, burst: u32, retry_after: bool) {
+        self.state
+            .faults
+            .set_quota(route, Quota::new(per_second, burst, retry_after));
+    }
+
+    /// Removes faults, random failure and quotas.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
     }
 
     /// The emulator's public signing JWKS (to verify the person JWS inside the JWE).
@@ -231,82 +288,6 @@ async fn accept_loop(listener: TcpListener, state: Arc<EmulatorState>) {
             Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-}
-
-async fn serve_connection(stream: TcpStream, state: Arc<EmulatorState>) {
-    let service = service_fn(move |request| handle(Arc::clone(&state), request));
-    if let Err(error) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%error, "emulator connection ended with an error");
-    }
-}
-
-/// Answers one request and records it. Never returns `Err`: every refusal is a response.
-async fn handle(
-    state: Arc<EmulatorState>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes());
-    let mut observed = Observed::default();
-    let outcome = match &body {
-        Ok(body) => v4::route(
-            &state,
-            V4Request {
-                method: &parts.method,
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                headers: &parts.headers,
-                body,
-            },
-            &mut observed,
-        ),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body too large",
-        )),
-        Err(_) => Err(Rejection::bad_request("Request body could not be read")),
-    };
-    let (response, rejection) = match outcome {
-        Ok(response) => (response, None),
-        Err(rejection) => {
-            // Descriptions never hold tokens or assertions, only which check failed.
-            tracing::debug!(
-                method = %parts.method,
-                path = parts.uri.path(),
-                status = rejection.status.as_u16(),
-                description = %rejection.description,
-                "emulator refused a request"
-            );
-            (rejection.to_response(), Some(rejection.description))
-        }
-    };
-    state.record(Received {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.unwrap_or_default(),
-        status: response.status().as_u16(),
-        rejection,
-        assertion_jti: observed.assertion_jti,
-        proof_jti: observed.proof_jti,
-    });
-    Ok(response)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The emulator's memory: registered authorization codes, the replay caches for assertion and
-//! proof `jti`s and for spent access tokens, and the log of everything received.
+//! proof `jti`s and for spent access tokens, the log of everything received, and the fault plan.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::faults::FaultPlan;
 use super::signing::EmulatorKey;
 use super::{EmulatorConfig, Received};
 
@@ -52,6 +53,8 @@ pub(crate) struct EmulatorState {
     /// `jti`s of access tokens already presented at `/person`.
     pub(crate) spent_tokens: ReplayCache,
     pub(crate) received: Mutex<Vec<Received>>,
+    /// Quotas and faults to inject, per route.
+    pub(crate) faults: FaultPlan,
 }
 
 impl EmulatorState {
@@ -65,6 +68,7 @@ impl EmulatorState {
             proof_jtis: ReplayCache::default(),
             spent_tokens: ReplayCache::default(),
             received: Mutex::new(Vec::new()),
+            faults: FaultPlan::default(),
         }
     }
 

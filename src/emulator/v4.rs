@@ -6,6 +6,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 
 use super::errors::Rejection;
+use super::faults::EmulatorRoute;
 use super::state::EmulatorState;
 use super::{authorize, person_endpoint, token_endpoint};
 
@@ -52,6 +53,16 @@ impl<'a> Endpoint<'a> {
             Endpoint::Authorize | Endpoint::Person { .. } => method == Method::GET,
             Endpoint::Token => method == Method::POST,
         }
+    }
+}
+
+/// The faultable endpoint `path` names, whatever the method (a gateway in front of Singpass
+/// routes on the path).
+pub(crate) fn route_of(base_path: &str, path: &str) -> Option<EmulatorRoute> {
+    match Endpoint::from_path(base_path, path)? {
+        Endpoint::Token => Some(EmulatorRoute::Token),
+        Endpoint::Person { .. } => Some(EmulatorRoute::Person),
+        Endpoint::Authorize => None,
     }
 }
 

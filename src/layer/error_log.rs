@@ -62,8 +62,19 @@ where
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let route = ctx.route.kind.label();
             match &result {
+                Ok(res) => crate::metrics::upstream_attempt(route, res.status().as_u16()),
+                Err(e) if !is_local_decision(e) => crate::metrics::upstream_attempt(route, 0),
+                Err(_) => {}
+            }
+            match &result {
                 Ok(res) if res.status().as_u16() >= 400 => {
                     let body = ErrorBody::parse(res.body());
+                    let class = if res.status().is_server_error() {
+                        "server"
+                    } else {
+                        "client"
+                    };
+                    crate::metrics::upstream_error(route, res.status().as_u16(), class);
                     tracing::warn!(
                         target: TARGET,
                         request_id = %ctx.request_id,
@@ -82,6 +93,7 @@ where
                     );
                 }
                 Err(e) if !is_local_decision(e) => {
+                    crate::metrics::upstream_error(route, 0, error_class(e));
                     tracing::warn!(
                         target: TARGET,
                         request_id = %ctx.request_id,

@@ -7,8 +7,8 @@
 use crate::binding::{BindingStore, TokenHash, TokenLookup, TokenUse};
 use crate::error::{BoxError, ProblemCode, ProxyError};
 use crate::jose::{
-    client_assertion, dpop_proof, unix_seconds, AssertionClaims, ClientKeys, EphemeralKey,
-    EphemeralKeyPool, ProofClaims, CLIENT_ASSERTION_TYPE,
+    client_assertion as sign_assertion, dpop_proof as sign_proof, unix_seconds, AssertionClaims,
+    ClientKeys, EphemeralKey, EphemeralKeyPool, ProofClaims, CLIENT_ASSERTION_TYPE,
 };
 use crate::route::{RequestContext, RouteKind};
 use bytes::Bytes;
@@ -341,6 +341,32 @@ fn set_sensitive(headers: &mut HeaderMap, name: HeaderName, value: &str) -> Resu
     value.set_sensitive(true);
     headers.insert(name, value);
     Ok(())
+}
+
+/// Signs a client assertion, counting it and its time.
+fn client_assertion(
+    key: &crate::jose::SigningKey,
+    claims: AssertionClaims<'_>,
+    now: SystemTime,
+    rng: &mut dyn rand::RngCore,
+) -> Result<String, josekit::JoseError> {
+    let started = std::time::Instant::now();
+    let jwt = sign_assertion(key, claims, now, rng);
+    crate::metrics::signed("client_assertion", started.elapsed());
+    jwt
+}
+
+/// Signs a DPoP proof, counting it and its time.
+fn dpop_proof(
+    key: &EphemeralKey,
+    claims: ProofClaims<'_>,
+    now: SystemTime,
+    rng: &mut dyn rand::RngCore,
+) -> Result<String, josekit::JoseError> {
+    let started = std::time::Instant::now();
+    let jwt = sign_proof(key, claims, now, rng);
+    crate::metrics::signed("dpop_proof", started.elapsed());
+    jwt
 }
 
 fn internal(err: impl std::fmt::Display) -> ProxyError {

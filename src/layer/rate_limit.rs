@@ -138,7 +138,7 @@ where
                 .acquire(started + max_wait, route.kind.label())
                 .await?;
             if let Some(global) = &route.global {
-                acquire_global(global, started + max_wait).await?;
+                acquire_global(global, started + max_wait, route.kind.label()).await?;
             }
             let res = inner.call(req).await.map_err(Into::into)?;
             if res.status().is_client_error() || res.status().is_server_error() {
@@ -150,6 +150,7 @@ where
                         trace_id: body.trace_id,
                     };
                     route.limiter.on_throttle(after, ids);
+                    crate::metrics::rate_limit_pause(route.kind.label());
                     return Ok(res);
                 }
             }
@@ -159,13 +160,18 @@ where
     }
 }
 
-async fn acquire_global(global: &GlobalLimiter, give_up_at: Instant) -> Result<(), ProxyError> {
+async fn acquire_global(
+    global: &GlobalLimiter,
+    give_up_at: Instant,
+    route: &str,
+) -> Result<(), ProxyError> {
     loop {
         let wait = global.wait();
         if wait.is_zero() {
             return Ok(());
         }
         if Instant::now() + wait > give_up_at {
+            crate::metrics::rate_limit_refusal(route, "global");
             return Err(ProxyError::new(
                 ProblemCode::ResourceRateLimited,
                 "the proxy's global quota (rate_limit.global) is exhausted",

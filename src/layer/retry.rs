@@ -203,6 +203,7 @@ where
                     return result;
                 }
                 retries += 1;
+                crate::metrics::retry(route.kind.label(), reason.label());
                 tracing::info!(request_id = %ctx.request_id, route = route.kind.label(), reason = reason.label(), retry = retries, delay_ms = delay.as_millis() as u64, "retrying upstream attempt");
                 tokio::time::sleep(delay).await;
             }

@@ -1,6 +1,8 @@
 //! Test harness: the strict emulator and the proxy on 127.0.0.1:0, a plain HTTP client, PKCE.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -26,6 +28,7 @@ pub struct ClientKeyFiles {
 
 impl ClientKeyFiles {
     pub fn new() -> Self {
+        logs::install();
         let (private, public) = generate_client_jwks().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("private-jwks.json"), private.to_string()).unwrap();
@@ -62,6 +65,7 @@ impl Harness {
     /// `upstream_url` maps the emulator's base URL to the one configured in the proxy;
     /// `extra` is appended to the top-level config text.
     pub async fn start_with(upstream_url: impl Fn(&str) -> String, extra: &str) -> Self {
+        logs::install();
         let keys = ClientKeyFiles::new();
         let emulator = Emulator::start(
             EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),

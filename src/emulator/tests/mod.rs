@@ -1,7 +1,9 @@
 //! A small test-only Myinfo client that signs its own assertions and proofs with josekit
 //! (independently of the proxy), and a harness that drives a live emulator over HTTP.
 
+mod fault_checks;
 mod person_checks;
+mod quota_checks;
 mod robustness;
 mod token_checks;
 
@@ -260,23 +262,30 @@ impl Harness {
     }
 
     pub(super) async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
-        let response = self.http.request(request).await.expect("emulator answers");
+        self.try_send(request).await.expect("emulator answers")
+    }
+
+    /// Sends `request`; `Err` when no answer came (the connection failed or was closed).
+    pub(super) async fn try_send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+        let response = self.http.request(request).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Reply {
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 
-    pub(super) async fn post_token(&self, form: &[(String, String)], proof: Option<&str>) -> Reply {
+    pub(super) fn token_request(
+        &self,
+        form: &[(String, String)],
+        proof: Option<&str>,
+    ) -> Request<Full<Bytes>> {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -287,8 +296,25 @@ impl Harness {
         if let Some(proof) = proof {
             request = request.header("DPoP", proof);
         }
-        self.send(request.body(Full::new(Bytes::from(body))).expect("request"))
-            .await
+        request.body(Full::new(Bytes::from(body))).expect("request")
+    }
+
+    pub(super) async fn post_token(&self, form: &[(String, String)], proof: Option<&str>) -> Reply {
+        self.send(self.token_request(form, proof)).await
+    }
+
+    /// A correctly signed token request for `authorization`, with fresh assertion and proof
+    /// `jti`s from `key`.
+    pub(super) fn signed_token_request(
+        &self,
+        authorization: &Authorization,
+        key: &KeyPair,
+    ) -> Request<Full<Bytes>> {
+        let assertion = self
+            .client
+            .assertion(&self.assertion_claims(&key.thumbprint()));
+        let proof = key.proof(&self.proof_claims("POST", &self.token_url(), None));
+        self.token_request(&self.token_form(authorization, &assertion), Some(&proof))
     }
 
     /// `GET /person/{sub}?{query}` with `Authorization: {authorization}` and `DPoP: {proof}`.

@@ -95,6 +95,12 @@ impl RouteLimiter {
                 return Ok(());
             }
             if Instant::now() + wait > give_up_at {
+                let reason = if lowered {
+                    "upstream_throttle"
+                } else {
+                    "quota"
+                };
+                crate::metrics::rate_limit_refusal(route, reason);
                 let err = if lowered {
                     let ids = self
                         .last_throttle
@@ -111,6 +117,7 @@ impl RouteLimiter {
                 };
                 return Err(err.with_retry_after(wait));
             }
+            crate::metrics::rate_limit_wait(route);
             tokio::time::sleep(wait).await;
         }
     }

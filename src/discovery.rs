@@ -1,0 +1,301 @@
+//! FAPI discovery: the issuer's openid-configuration and its JWKS, cached (moka) and refreshed
+//! about hourly. A failed refresh keeps the last good copy (and says so in the log); only
+//! before the first success does a request fail for want of metadata.
+
+use crate::error::{BoxError, ProblemCode, ProxyError};
+use crate::upstream::UpstreamClient;
+use bytes::Bytes;
+use http::{Request, Response};
+use moka::sync::Cache;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+/// The endpoints the proxy takes from discovery.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Metadata {
+    /// The issuer (the FAPI client assertion `aud`).
+    pub issuer: String,
+    /// PAR (RFC 9126).
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// Where the browser goes (not proxied; logged for the app's convenience).
+    pub authorization_endpoint: Option<String>,
+    /// The token endpoint.
+    pub token_endpoint: String,
+    /// Userinfo (Myinfo v5).
+    pub userinfo_endpoint: Option<String>,
+    /// The issuer's signing keys.
+    pub jwks_uri: String,
+    /// CIBA's backchannel authentication endpoint.
+    pub backchannel_authentication_endpoint: Option<String>,
+}
+
+/// An endpoint a route needs from the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `pushed_authorization_request_endpoint`
+    Par,
+    /// `token_endpoint`
+    Token,
+    /// `userinfo_endpoint`
+    Userinfo,
+    /// `backchannel_authentication_endpoint`
+    BackchannelAuthentication,
+}
+
+impl Metadata {
+    /// The URL of `endpoint`, or a problem naming the missing member.
+    pub fn endpoint(&self, endpoint: Endpoint) -> Result<&str, ProxyError> {
+        let (value, name) = match endpoint {
+            Endpoint::Par => (
+                self.pushed_authorization_request_endpoint.as_deref(),
+                "pushed_authorization_request_endpoint",
+            ),
+            Endpoint::Token => (Some(self.token_endpoint.as_str()), "token_endpoint"),
+            Endpoint::Userinfo => (self.userinfo_endpoint.as_deref(), "userinfo_endpoint"),
+            Endpoint::BackchannelAuthentication => (
+                self.backchannel_authentication_endpoint.as_deref(),
+                "backchannel_authentication_endpoint",
+            ),
+        };
+        value.ok_or_else(|| {
+            ProxyError::new(
+                ProblemCode::ProviderUnexpectedResponse,
+                format!("the issuer's discovery document has no {name}"),
+            )
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Fetched<T> {
+    value: Arc<T>,
+    at: Instant,
+}
+
+/// Fetches and caches one issuer's metadata and JWKS.
+pub struct Discovery {
+    issuer: String,
+    client: UpstreamClient,
+    refresh_after: Duration,
+    timeout: Duration,
+    metadata: Cache<(), Fetched<Metadata>>,
+    jwks: Cache<String, Fetched<josekit::jwk::JwkSet>>,
+    refreshing: AtomicBool,
+    last_jwks_fetch: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// JWKS refetches (for an unknown `kid`) happen at most this often.
+const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Discovery {
+    /// Discovery for `issuer`, refreshed every `refresh_after`, each fetch bounded by `timeout`.
+    pub fn new(
+        issuer: &str,
+        client: UpstreamClient,
+        refresh_after: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client,
+            refresh_after,
+            timeout,
+            metadata: Cache::new(1),
+            jwks: Cache::new(8),
+            refreshing: AtomicBool::new(false),
+            last_jwks_fetch: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// True once metadata has been fetched at least once (for readiness).
+    pub fn is_ready(&self) -> bool {
+        self.metadata.contains_key(&())
+    }
+
+    /// The metadata: the cached copy (refreshed in the background when stale), or a fetch now
+    /// when there has never been one.
+    pub async fn metadata(self: &Arc<Self>) -> Result<Arc<Metadata>, ProxyError> {
+        if let Some(cached) = self.metadata.get(&()) {
+            if cached.at.elapsed() >= self.refresh_after
+                && !self.refreshing.swap(true, Ordering::AcqRel)
+            {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let _ = this.refresh().await;
+                    this.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(cached.value);
+        }
+        self.refresh().await
+    }
+
+    /// Fetches the metadata now; on failure keeps (and returns) the last good copy if any.
+    pub async fn refresh(&self) -> Result<Arc<Metadata>, ProxyError> {
+        let url = format!("{}/.well-known/openid-configuration", self.issuer);
+        let fetched = self.get_json::<Metadata>(&url).await.and_then(|m| {
+            if m.issuer.trim_end_matches('/') == self.issuer {
+                Ok(m)
+            } else {
+                Err(ProxyError::new(
+                    ProblemCode::ProviderUnexpectedResponse,
+                    format!(
+                        "discovery names issuer `{}`, not the configured `{}`",
+                        m.issuer, self.issuer
+                    ),
+                ))
+            }
+        });
+        match fetched {
+            Ok(m) => {
+                let value = Arc::new(m);
+                self.metadata.insert(
+                    (),
+                    Fetched {
+                        value: value.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                tracing::info!(issuer = %self.issuer, outcome = "ok", "fetched discovery document");
+                crate::metrics::discovery_fetch("ok");
+                Ok(value)
+            }
+            Err(e) => {
+                crate::metrics::discovery_fetch("error");
+                match self.metadata.get(&()) {
+                    Some(last) => {
+                        tracing::warn!(issuer = %self.issuer, error = %e.detail, age_s = last.at.elapsed().as_secs(), "discovery refresh failed; keeping the last good copy");
+                        // Try again after a short while rather than a whole refresh period.
+                        self.metadata.insert(
+                            (),
+                            Fetched {
+                                value: last.value.clone(),
+                                at: Instant::now() - self.refresh_after
+                                    + Duration::from_secs(60).min(self.refresh_after),
+                            },
+                        );
+                        Ok(last.value)
+                    }
+                    None => {
+                        tracing::warn!(issuer = %self.issuer, error = %e.detail, "discovery failed and there is no earlier copy");
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The issuer's JWKS; `refetch` asks for a fresh copy (an unknown `kid`), at most every 30 s.
+    pub async fn jwks(
+        &self,
+        jwks_uri: &str,
+        refetch: bool,
+    ) -> Result<Arc<josekit::jwk::JwkSet>, ProxyError> {
+        let cached = self.jwks.get(jwks_uri);
+        let stale = cached
+            .as_ref()
+            .is_none_or(|c| c.at.elapsed() >= self.refresh_after);
+        let allowed = {
+            let mut last = self
+                .last_jwks_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let ok = last.is_none_or(|t| t.elapsed() >= JWKS_MIN_INTERVAL) || cached.is_none();
+            if ok && (stale || refetch) {
+                *last = Some(Instant::now());
+            }
+            ok
+        };
+        if let Some(c) = &cached {
+            if !(stale || refetch) || !allowed {
+                return Ok(c.value.clone());
+            }
+        }
+        let bytes = self.get_bytes(jwks_uri).await;
+        let parsed = bytes.and_then(|b| {
+            josekit::jwk::JwkSet::from_bytes(&b).map_err(|e| {
+                ProxyError::new(
+                    ProblemCode::ProviderUnexpectedResponse,
+                    format!("the issuer's JWKS does not parse: {e}"),
+                )
+            })
+        });
+        match (parsed, cached) {
+            (Ok(set), _) => {
+                crate::metrics::jwks_fetch("ok");
+                let value = Arc::new(set);
+                self.jwks.insert(
+                    jwks_uri.to_owned(),
+                    Fetched {
+                        value: value.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                Ok(value)
+            }
+            (Err(e), Some(c)) => {
+                crate::metrics::jwks_fetch("error");
+                tracing::warn!(jwks_uri, error = %e.detail, "JWKS refresh failed; keeping the last good copy");
+                Ok(c.value)
+            }
+            (Err(e), None) => {
+                crate::metrics::jwks_fetch("error");
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProxyError> {
+        let body = self.get_bytes(url).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ProxyError::new(
+                ProblemCode::ProviderUnexpectedResponse,
+                format!("{url} did not answer with the expected JSON: {e}"),
+            )
+        })
+    }
+
+    async fn get_bytes(&self, url: &str) -> Result<Bytes, ProxyError> {
+        let unreachable =
+            |detail: String| ProxyError::new(ProblemCode::ProviderUnreachable, detail);
+        let req = Request::get(url)
+            .body(Bytes::new())
+            .map_err(|e| unreachable(format!("{url}: {e}")))?;
+        let call = self.client.clone().oneshot(req);
+        let res: Response<Bytes> = match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => {
+                return Err(ProxyError::new(
+                    ProblemCode::ProviderTimeout,
+                    format!("{url} did not answer in time"),
+                ))
+            }
+            Ok(Err(e)) => return Err(unreachable(format!("{url}: {}", describe(&e)))),
+            Ok(Ok(res)) => res,
+        };
+        if !res.status().is_success() {
+            return Err(unreachable(format!("{url} answered {}", res.status())));
+        }
+        Ok(res.into_body())
+    }
+}
+
+fn describe(e: &BoxError) -> String {
+    crate::error::error_chain(e.as_ref())
+}

@@ -1,0 +1,193 @@
+//! Prometheus metrics, every name prefixed `myinfo_proxy_`. Labels hold only fixed sets of
+//! values (route labels, status codes, outcome words): never a token, key, user id or path.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_attempts: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    retries: IntCounterVec,
+    rate_limit_waits: IntCounterVec,
+    rate_limit_refusals: IntCounterVec,
+    rate_limit_pauses: IntCounterVec,
+    signatures: IntCounterVec,
+    signing_duration: Histogram,
+    key_bindings: IntGaugeVec,
+    nonce_retries: IntCounterVec,
+    discovery_fetches: IntCounterVec,
+    jwks_fetches: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let r = Registry::new();
+    let latency_buckets = vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let request_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "myinfo_proxy_request_duration_seconds",
+            "Time from an app request's arrival to its answer.",
+        )
+        .buckets(latency_buckets),
+        &["route"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(request_duration.clone()))
+        .expect("unique metric");
+    let signing_duration = Histogram::with_opts(
+        HistogramOpts::new(
+            "myinfo_proxy_signing_duration_seconds",
+            "Time to sign one client assertion or DPoP proof.",
+        )
+        .buckets(vec![
+            0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
+        ]),
+    )
+    .expect("valid metric");
+    r.register(Box::new(signing_duration.clone()))
+        .expect("unique metric");
+    let key_bindings = IntGaugeVec::new(
+        Opts::new(
+            "myinfo_proxy_key_bindings",
+            "Live ephemeral-key bindings, by kind.",
+        ),
+        &["kind"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(key_bindings.clone()))
+        .expect("unique metric");
+    Metrics {
+        requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
+        request_duration,
+        upstream_attempts: counter(&r, "myinfo_proxy_upstream_attempts_total", "Upstream attempts, by route and status (0: no answer).", &["route", "status"]),
+        upstream_errors: counter(&r, "myinfo_proxy_upstream_errors_total", "Failed upstream attempts, by route, status and error class.", &["route", "status", "class"]),
+        retries: counter(&r, "myinfo_proxy_retries_total", "Retried upstream attempts, by route and reason.", &["route", "reason"]),
+        rate_limit_waits: counter(&r, "myinfo_proxy_rate_limit_waits_total", "Attempts that waited for a rate-limit permit.", &["route"]),
+        rate_limit_refusals: counter(&r, "myinfo_proxy_rate_limit_refusals_total", "Requests refused with 429 by the proxy, by route and reason (quota, upstream_throttle, global).", &["route", "reason"]),
+        rate_limit_pauses: counter(&r, "myinfo_proxy_rate_limit_pauses_total", "Upstream throttle signals that paused a route.", &["route"]),
+        signatures: counter(&r, "myinfo_proxy_signatures_total", "JWTs signed, by kind (client_assertion, dpop_proof).", &["kind"]),
+        signing_duration,
+        key_bindings,
+        nonce_retries: counter(&r, "myinfo_proxy_dpop_nonce_retries_total", "Attempts repeated once with a server-provided DPoP nonce.", &["route"]),
+        discovery_fetches: counter(&r, "myinfo_proxy_discovery_fetches_total", "FAPI discovery fetches, by outcome.", &["outcome"]),
+        jwks_fetches: counter(&r, "myinfo_proxy_jwks_fetches_total", "Upstream JWKS fetches, by outcome.", &["outcome"]),
+        registry: r,
+    }
+});
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&METRICS.registry.gather(), &mut out)
+        .expect("text encoding");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// An app request answered.
+pub fn request(route: &str, status: u16, took: Duration) {
+    let m = &*METRICS;
+    m.requests
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+    m.request_duration
+        .with_label_values(&[route])
+        .observe(took.as_secs_f64());
+}
+
+/// One upstream attempt finished (status 0: no answer).
+pub fn upstream_attempt(route: &str, status: u16) {
+    METRICS
+        .upstream_attempts
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+}
+
+/// One upstream attempt failed.
+pub fn upstream_error(route: &str, status: u16, class: &str) {
+    METRICS
+        .upstream_errors
+        .with_label_values(&[route, status_label(status), class])
+        .inc();
+}
+
+/// A retry was made.
+pub fn retry(route: &str, reason: &str) {
+    METRICS.retries.with_label_values(&[route, reason]).inc();
+}
+
+/// An attempt waited for a permit.
+pub fn rate_limit_wait(route: &str) {
+    METRICS.rate_limit_waits.with_label_values(&[route]).inc();
+}
+
+/// A request was refused with 429.
+pub fn rate_limit_refusal(route: &str, reason: &str) {
+    METRICS
+        .rate_limit_refusals
+        .with_label_values(&[route, reason])
+        .inc();
+}
+
+/// An upstream throttle paused a route.
+pub fn rate_limit_pause(route: &str) {
+    METRICS.rate_limit_pauses.with_label_values(&[route]).inc();
+}
+
+/// A JWT was signed (`client_assertion` or `dpop_proof`).
+pub fn signed(kind: &'static str, took: Duration) {
+    METRICS.signatures.with_label_values(&[kind]).inc();
+    METRICS.signing_duration.observe(took.as_secs_f64());
+}
+
+/// The number of live bindings of a kind.
+pub fn key_bindings(kind: &str, live: u64) {
+    METRICS
+        .key_bindings
+        .with_label_values(&[kind])
+        .set(i64::try_from(live).unwrap_or(i64::MAX));
+}
+
+/// A DPoP-nonce retry.
+pub fn nonce_retry(route: &str) {
+    METRICS.nonce_retries.with_label_values(&[route]).inc();
+}
+
+/// A discovery fetch finished (`ok` or `error`).
+pub fn discovery_fetch(outcome: &str) {
+    METRICS
+        .discovery_fetches
+        .with_label_values(&[outcome])
+        .inc();
+}
+
+/// A JWKS fetch finished (`ok` or `error`).
+pub fn jwks_fetch(outcome: &str) {
+    METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
+}
+
+/// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").
+fn status_label(status: u16) -> &'static str {
+    static LABELS: LazyLock<Vec<String>> =
+        LazyLock::new(|| (0..600).map(|s| s.to_string()).collect());
+    match status {
+        0 | 100..=599 => LABELS[usize::from(status)].as_str(),
+        _ => "other",
+    }
+}
