@@ -166,7 +166,7 @@ impl FaultPlan {
     pub(crate) fn script(&self, route: EmulatorRoute, fault: Fault, n: usize) {
         let mut routes = lock(&self.routes);
         let scripted = &mut routes.entry(route).or_default().scripted;
-        scripted.extend(std::iter::repeat(fault).take(n));
+        scripted.extend(std::iter::repeat_n(fault, n));
     }
 
     /// Replaces any earlier random failure on `route`.

@@ -33,7 +33,7 @@ pub(crate) fn read_person(
     let proof_absent = request
         .headers
         .get("dpop")
-        .map_or(true, |proof| proof.as_bytes().trim_ascii().is_empty());
+        .is_none_or(|proof| proof.as_bytes().trim_ascii().is_empty());
     if proof_absent {
         return Err(Rejection::missing_proof());
     }
