@@ -59,8 +59,16 @@ pub trait BindingStore: Send + Sync + 'static {
     fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration);
     /// Looks a token up; a `Once` token's key is handed out only the first time.
     fn use_token(&self, token: TokenHash) -> TokenLookup;
-    /// How many bindings are live (approximate; for metrics).
+    /// How many token bindings are live (approximate; for metrics).
     fn live_bindings(&self) -> u64;
+    /// Binds a FAPI login (its PAR's `code_challenge`) to the key made for it, for `ttl`.
+    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration);
+    /// The key of the login whose PAR carried `code_challenge`.
+    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>>;
+    /// Forgets a login once its code has been exchanged.
+    fn forget_login(&self, code_challenge: &str);
+    /// How many login bindings are live (approximate; for metrics).
+    fn live_logins(&self) -> u64;
 }
 
 struct Entry {
@@ -71,8 +79,8 @@ struct Entry {
 
 struct ExpireAt;
 
-impl moka::Expiry<TokenHash, Arc<Entry>> for ExpireAt {
-    fn expire_after_create(&self, _: &TokenHash, e: &Arc<Entry>, now: Instant) -> Option<Duration> {
+impl<K> moka::Expiry<K, Arc<Entry>> for ExpireAt {
+    fn expire_after_create(&self, _: &K, e: &Arc<Entry>, now: Instant) -> Option<Duration> {
         Some(e.expires.saturating_duration_since(now))
     }
 }
@@ -81,6 +89,7 @@ impl moka::Expiry<TokenHash, Arc<Entry>> for ExpireAt {
 #[derive(Clone)]
 pub struct MemoryBindings {
     tokens: Cache<TokenHash, Arc<Entry>>,
+    logins: Cache<String, Arc<Entry>>,
 }
 
 impl MemoryBindings {
@@ -88,6 +97,10 @@ impl MemoryBindings {
     pub fn new(capacity: u64) -> Self {
         Self {
             tokens: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(ExpireAt)
+                .build(),
+            logins: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(ExpireAt)
                 .build(),
@@ -121,6 +134,33 @@ impl BindingStore for MemoryBindings {
 
     fn live_bindings(&self) -> u64 {
         self.tokens.entry_count()
+    }
+
+    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration) {
+        let entry = Entry {
+            key: Mutex::new(Some(key)),
+            usage: TokenUse::Reusable,
+            expires: Instant::now() + ttl,
+        };
+        self.logins
+            .insert(code_challenge.to_owned(), Arc::new(entry));
+    }
+
+    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>> {
+        let entry = self.logins.get(code_challenge)?;
+        if entry.expires <= Instant::now() {
+            return None;
+        }
+        let key = entry.key.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        key
+    }
+
+    fn forget_login(&self, code_challenge: &str) {
+        self.logins.invalidate(code_challenge);
+    }
+
+    fn live_logins(&self) -> u64 {
+        self.logins.entry_count()
     }
 }
 
@@ -181,6 +221,24 @@ mod tests {
             store.use_token(TokenHash::of("t")),
             TokenLookup::Unknown
         ));
+    }
+
+    #[test]
+    fn login_binding_is_found_by_its_challenge_until_forgotten() {
+        let store = MemoryBindings::new(100);
+        let k = key();
+        store.bind_login("challenge-1", k.clone(), Duration::from_secs(60));
+        assert_eq!(store.login_key("challenge-1").unwrap().jkt(), k.jkt());
+        assert_eq!(
+            store.login_key("challenge-1").unwrap().jkt(),
+            k.jkt(),
+            "a retry finds it again"
+        );
+        assert!(store.login_key("challenge-2").is_none());
+        store.forget_login("challenge-1");
+        assert!(store.login_key("challenge-1").is_none());
+        store.bind_login("c", key(), Duration::ZERO);
+        assert!(store.login_key("c").is_none(), "expired");
     }
 
     #[test]

@@ -143,6 +143,12 @@ pub enum UpstreamKind {
     /// Myinfo v4: `/token` and `/person/{sub}`.
     #[serde(rename = "myinfo-v4")]
     MyinfoV4,
+    /// Singpass FAPI 2.0 (Login and Myinfo v5): PAR, token, userinfo, from discovery.
+    #[serde(rename = "singpass-fapi")]
+    SingpassFapi,
+    /// Singpass CIBA (government apps): backchannel authentication and the CIBA token grant.
+    #[serde(rename = "singpass-ciba")]
+    SingpassCiba,
 }
 
 /// One upstream API.
@@ -152,9 +158,16 @@ pub struct Upstream {
     pub name: String,
     /// What the upstream speaks.
     pub kind: UpstreamKind,
-    /// The upstream base URL, without a trailing slash, e.g.
-    /// `https://test.api.myinfo.gov.sg/com/v4`.
+    /// The upstream base URL (v4) or issuer (FAPI, CIBA), without a trailing slash, e.g.
+    /// `https://test.api.myinfo.gov.sg/com/v4` or `https://stg-id.singpass.gov.sg/fapi`.
     pub base_url: String,
+    /// Where the upstream's signing keys are (v4 only; FAPI and CIBA take `jwks_uri` from
+    /// discovery). Needed to verify decrypted v4 person answers.
+    pub jwks_url: Option<String>,
+    /// How long a FAPI login's key waits for its token call after PAR.
+    pub login_ttl: Duration,
+    /// How often discovery (and the upstream JWKS) are refreshed.
+    pub discovery_refresh: Duration,
     /// The local path prefix the app calls, without a trailing slash (empty for `/`).
     pub local_prefix: String,
     /// Upper bound on how long an access-token binding is kept.
@@ -180,6 +193,24 @@ impl UpstreamKind {
     pub fn route_names(self) -> &'static [&'static str] {
         match self {
             Self::MyinfoV4 => &["token", "person"],
+            Self::SingpassFapi => &["par", "token", "userinfo"],
+            Self::SingpassCiba => &["auth", "token"],
+        }
+    }
+    /// The routes whose answers can be decrypted (`decrypt = true`).
+    pub fn decryptable_routes(self) -> &'static [&'static str] {
+        match self {
+            Self::MyinfoV4 => &["person"],
+            Self::SingpassFapi => &["token", "userinfo"],
+            Self::SingpassCiba => &[],
+        }
+    }
+    /// The local path prefix when the config gives none (v4: the upstream's own path).
+    pub fn default_prefix(self) -> Option<&'static str> {
+        match self {
+            Self::MyinfoV4 => None,
+            Self::SingpassFapi => Some("/fapi"),
+            Self::SingpassCiba => Some("/ciba"),
         }
     }
 }
@@ -191,6 +222,8 @@ pub struct RoutePolicy {
     pub retry: RetrySettings,
     /// The route's own quota.
     pub rate_limit: RateLimitSettings,
+    /// Decrypt and verify the answer (JWE around JWS) and return plain JSON.
+    pub decrypt: bool,
 }
 
 /// Retry settings; `max_retries = 0` turns retries off.
@@ -228,122 +261,8 @@ pub struct RateLimitSettings {
     pub max_wait: Duration,
 }
 
-mod raw {
-    //! The file's shape, exactly; every table denies unknown keys.
-    use serde::Deserialize;
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct File {
-        pub listen: Option<String>,
-        pub client_id: Option<String>,
-        pub max_request_body: Option<usize>,
-        pub max_response_body: Option<usize>,
-        #[serde(default, with = "humantime_serde")]
-        pub assertion_lifetime: Option<Duration>,
-        pub keys: Option<Keys>,
-        #[serde(default)]
-        pub timeouts: Timeouts,
-        #[serde(default)]
-        pub tls: Tls,
-        #[serde(default)]
-        pub upstream: Vec<Upstream>,
-        #[serde(default)]
-        pub retry: Retry,
-        #[serde(default)]
-        pub rate_limit: RateLimit,
-        pub problem_doc_url: Option<String>,
-    }
-
-    #[derive(Deserialize, Default, Clone)]
-    #[serde(deny_unknown_fields)]
-    pub struct Retry {
-        pub max_retries: Option<u32>,
-        #[serde(default, with = "humantime_serde")]
-        pub base_delay: Option<Duration>,
-        #[serde(default, with = "humantime_serde")]
-        pub max_delay: Option<Duration>,
-        #[serde(default, with = "humantime_serde")]
-        pub retry_after_cap: Option<Duration>,
-        pub budget_percent: Option<f32>,
-        pub budget_min_per_second: Option<u32>,
-    }
-
-    #[derive(Deserialize, Default, Clone)]
-    #[serde(deny_unknown_fields)]
-    pub struct RateLimit {
-        pub enabled: Option<bool>,
-        pub per_second: Option<f64>,
-        pub burst: Option<u32>,
-        #[serde(default, with = "humantime_serde")]
-        pub max_wait: Option<Duration>,
-        pub global: Option<GlobalQuota>,
-    }
-
-    #[derive(Deserialize, Clone)]
-    #[serde(deny_unknown_fields)]
-    pub struct GlobalQuota {
-        pub per_second: f64,
-        pub burst: u32,
-    }
-
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    pub struct Route {
-        #[serde(default)]
-        pub retry: Retry,
-        #[serde(default)]
-        pub rate_limit: RateLimit,
-    }
-
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    pub struct Keys {
-        pub jwks_file: Option<PathBuf>,
-        pub jwks_env: Option<String>,
-        pub sig_pem_file: Option<PathBuf>,
-        pub sig_pem_env: Option<String>,
-        pub sig_kid: Option<String>,
-        pub enc_pem_file: Option<PathBuf>,
-        pub enc_pem_env: Option<String>,
-        pub enc_kid: Option<String>,
-    }
-
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    pub struct Timeouts {
-        #[serde(default, with = "humantime_serde")]
-        pub connect: Option<Duration>,
-        #[serde(default, with = "humantime_serde")]
-        pub attempt: Option<Duration>,
-        #[serde(default, with = "humantime_serde")]
-        pub overall: Option<Duration>,
-    }
-
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    pub struct Tls {
-        pub roots: Option<super::Roots>,
-        pub extra_ca_file: Option<PathBuf>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Upstream {
-        pub name: Option<String>,
-        pub kind: super::UpstreamKind,
-        pub base_url: String,
-        pub local_prefix: Option<String>,
-        #[serde(default, with = "humantime_serde")]
-        pub token_ttl_cap: Option<Duration>,
-        #[serde(default)]
-        pub routes: std::collections::BTreeMap<String, Route>,
-    }
-}
-
 mod policy;
+mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -367,6 +286,10 @@ pub mod defaults {
     pub const OVERALL: Duration = Duration::from_secs(30);
     /// `upstream.token_ttl_cap`
     pub const TOKEN_TTL_CAP: Duration = Duration::from_secs(30 * 60);
+    /// `upstream.login_ttl`
+    pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+    /// `upstream.discovery_refresh`
+    pub const DISCOVERY_REFRESH: Duration = Duration::from_secs(60 * 60);
     /// `retry.max_retries`
     pub const MAX_RETRIES: u32 = 3;
     /// `retry.base_delay`

@@ -83,9 +83,8 @@ pub struct Discovery {
     refresh_after: Duration,
     timeout: Duration,
     metadata: Cache<(), Fetched<Metadata>>,
-    jwks: Cache<String, Fetched<josekit::jwk::JwkSet>>,
+    jwks: Arc<JwksCache>,
     refreshing: AtomicBool,
-    last_jwks_fetch: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -109,19 +108,23 @@ impl Discovery {
     ) -> Self {
         Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
-            client,
             refresh_after,
             timeout,
             metadata: Cache::new(1),
-            jwks: Cache::new(8),
+            jwks: Arc::new(JwksCache::new(client.clone(), refresh_after, timeout)),
+            client,
             refreshing: AtomicBool::new(false),
-            last_jwks_fetch: std::sync::Mutex::new(None),
         }
     }
 
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The cache of the issuer's JWKS (its `jwks_uri` comes from the metadata).
+    pub fn jwks(&self) -> &Arc<JwksCache> {
+        &self.jwks
     }
 
     /// True once metadata has been fetched at least once (for readiness).
@@ -202,47 +205,82 @@ impl Discovery {
         }
     }
 
-    /// The issuer's JWKS; `refetch` asks for a fresh copy (an unknown `kid`), at most every 30 s.
-    pub async fn jwks(
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProxyError> {
+        let body = get_bytes(&self.client, url, self.timeout).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ProxyError::new(
+                ProblemCode::ProviderUnexpectedResponse,
+                format!("{url} did not answer with the expected JSON: {e}"),
+            )
+        })
+    }
+}
+
+/// An upstream JWKS by URL, cached and refreshed like discovery. A refetch for an unknown
+/// `kid` happens at most every 30 s, so a flood of forged kids cannot hammer the upstream.
+pub struct JwksCache {
+    client: UpstreamClient,
+    refresh_after: Duration,
+    timeout: Duration,
+    sets: Cache<String, Fetched<josekit::jwk::JwkSet>>,
+    last_refetch: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache").finish_non_exhaustive()
+    }
+}
+
+impl JwksCache {
+    /// A cache fetching through `client`.
+    pub fn new(client: UpstreamClient, refresh_after: Duration, timeout: Duration) -> Self {
+        Self {
+            client,
+            refresh_after,
+            timeout,
+            sets: Cache::new(8),
+            last_refetch: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The JWKS at `uri`; `refetch` asks for a fresh copy (after an unknown `kid`).
+    pub async fn get(
         &self,
-        jwks_uri: &str,
+        uri: &str,
         refetch: bool,
     ) -> Result<Arc<josekit::jwk::JwkSet>, ProxyError> {
-        let cached = self.jwks.get(jwks_uri);
-        let stale = cached
-            .as_ref()
-            .is_none_or(|c| c.at.elapsed() >= self.refresh_after);
-        let allowed = {
-            let mut last = self
-                .last_jwks_fetch
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let ok = last.is_none_or(|t| t.elapsed() >= JWKS_MIN_INTERVAL) || cached.is_none();
-            if ok && (stale || refetch) {
-                *last = Some(Instant::now());
-            }
-            ok
-        };
+        let cached = self.sets.get(uri);
         if let Some(c) = &cached {
-            if !(stale || refetch) || !allowed {
+            let stale = c.at.elapsed() >= self.refresh_after;
+            let refetch_allowed = refetch && {
+                let mut last = self.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
+                let ok = last.is_none_or(|t| t.elapsed() >= JWKS_MIN_INTERVAL);
+                if ok {
+                    *last = Some(Instant::now());
+                }
+                ok
+            };
+            if !stale && !refetch_allowed {
                 return Ok(c.value.clone());
             }
         }
-        let bytes = self.get_bytes(jwks_uri).await;
-        let parsed = bytes.and_then(|b| {
-            josekit::jwk::JwkSet::from_bytes(&b).map_err(|e| {
-                ProxyError::new(
-                    ProblemCode::ProviderUnexpectedResponse,
-                    format!("the issuer's JWKS does not parse: {e}"),
-                )
-            })
-        });
+        let parsed = get_bytes(&self.client, uri, self.timeout)
+            .await
+            .and_then(|b| {
+                josekit::jwk::JwkSet::from_bytes(&b).map_err(|e| {
+                    ProxyError::new(
+                        ProblemCode::ProviderUnexpectedResponse,
+                        format!("the upstream JWKS at {uri} does not parse: {e}"),
+                    )
+                })
+            });
         match (parsed, cached) {
             (Ok(set), _) => {
                 crate::metrics::jwks_fetch("ok");
                 let value = Arc::new(set);
-                self.jwks.insert(
-                    jwks_uri.to_owned(),
+                self.sets.insert(
+                    uri.to_owned(),
                     Fetched {
                         value: value.clone(),
                         at: Instant::now(),
@@ -252,7 +290,7 @@ impl Discovery {
             }
             (Err(e), Some(c)) => {
                 crate::metrics::jwks_fetch("error");
-                tracing::warn!(jwks_uri, error = %e.detail, "JWKS refresh failed; keeping the last good copy");
+                tracing::warn!(jwks_uri = uri, error = %e.detail, "JWKS refresh failed; keeping the last good copy");
                 Ok(c.value)
             }
             (Err(e), None) => {
@@ -261,39 +299,32 @@ impl Discovery {
             }
         }
     }
+}
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProxyError> {
-        let body = self.get_bytes(url).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ProxyError::new(
-                ProblemCode::ProviderUnexpectedResponse,
-                format!("{url} did not answer with the expected JSON: {e}"),
-            )
-        })
-    }
-
-    async fn get_bytes(&self, url: &str) -> Result<Bytes, ProxyError> {
-        let unreachable =
-            |detail: String| ProxyError::new(ProblemCode::ProviderUnreachable, detail);
-        let req = Request::get(url)
-            .body(Bytes::new())
-            .map_err(|e| unreachable(format!("{url}: {e}")))?;
-        let call = self.client.clone().oneshot(req);
-        let res: Response<Bytes> = match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => {
-                return Err(ProxyError::new(
-                    ProblemCode::ProviderTimeout,
-                    format!("{url} did not answer in time"),
-                ))
-            }
-            Ok(Err(e)) => return Err(unreachable(format!("{url}: {}", describe(&e)))),
-            Ok(Ok(res)) => res,
-        };
-        if !res.status().is_success() {
-            return Err(unreachable(format!("{url} answered {}", res.status())));
+async fn get_bytes(
+    client: &UpstreamClient,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
+    let unreachable = |detail: String| ProxyError::new(ProblemCode::ProviderUnreachable, detail);
+    let req = Request::get(url)
+        .body(Bytes::new())
+        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+    let call = client.clone().oneshot(req);
+    let res: Response<Bytes> = match tokio::time::timeout(timeout, call).await {
+        Err(_) => {
+            return Err(ProxyError::new(
+                ProblemCode::ProviderTimeout,
+                format!("{url} did not answer in time"),
+            ))
         }
-        Ok(res.into_body())
+        Ok(Err(e)) => return Err(unreachable(format!("{url}: {}", describe(&e)))),
+        Ok(Ok(res)) => res,
+    };
+    if !res.status().is_success() {
+        return Err(unreachable(format!("{url} answered {}", res.status())));
     }
+    Ok(res.into_body())
 }
 
 fn describe(e: &BoxError) -> String {

@@ -21,6 +21,10 @@ pub enum ProblemCode {
     AuthTokenUnknown,
     /// A one-time (Myinfo v4) token that was already used.
     AuthTokenReused,
+    /// A FAPI token call whose login (PAR) did not go through this proxy (or this replica).
+    AuthLoginUnknown,
+    /// A request parameter the proxy needs is absent.
+    ValidationMissingParameter,
     /// A request parameter the proxy needs is wrong.
     ValidationInvalidParameter,
     /// The request body is over `max_request_body`.
@@ -56,6 +60,8 @@ impl ProblemCode {
             Self::AuthTokenMissing => "AUTH_TOKEN_MISSING",
             Self::AuthTokenUnknown => "AUTH_TOKEN_UNKNOWN",
             Self::AuthTokenReused => "AUTH_TOKEN_REUSED",
+            Self::AuthLoginUnknown => "AUTH_LOGIN_UNKNOWN",
+            Self::ValidationMissingParameter => "VALIDATION_MISSING_PARAMETER",
             Self::ValidationInvalidParameter => "VALIDATION_INVALID_PARAMETER",
             Self::ValidationBodyTooLarge => "VALIDATION_BODY_TOO_LARGE",
             Self::ValidationUnsupportedMediaType => "VALIDATION_UNSUPPORTED_MEDIA_TYPE",
@@ -78,9 +84,10 @@ impl ProblemCode {
             Self::AuthTokenMissing | Self::AuthTokenUnknown | Self::AuthTokenReused => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::ValidationInvalidParameter | Self::ValidationInvalidTarget => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::ValidationInvalidParameter
+            | Self::ValidationMissingParameter
+            | Self::AuthLoginUnknown
+            | Self::ValidationInvalidTarget => StatusCode::BAD_REQUEST,
             Self::ValidationBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ValidationUnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
@@ -95,10 +102,12 @@ impl ProblemCode {
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 16] = [
+    pub const ALL: [ProblemCode; 18] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
+        Self::AuthLoginUnknown,
+        Self::ValidationMissingParameter,
         Self::ValidationInvalidParameter,
         Self::ValidationBodyTooLarge,
         Self::ValidationUnsupportedMediaType,

@@ -1,8 +1,11 @@
 //! The routing table (local path -> upstream call) and the per-request context the layers share.
 
 use crate::config::{Config, RoutePolicy, Upstream, UpstreamKind};
+use crate::discovery::{Discovery, Endpoint, JwksCache, Metadata};
+use crate::error::ProxyError;
 use crate::jose::EphemeralKey;
 use crate::layer::rate_limit::{GlobalLimiter, RouteLimiter};
+use crate::upstream::UpstreamClient;
 use http::Method;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
@@ -16,21 +19,31 @@ pub enum RouteKind {
     V4Token,
     /// Myinfo v4 `GET /person/{sub}`.
     V4Person,
+    /// FAPI pushed authorization request.
+    FapiPar,
+    /// FAPI token (authorization code grant).
+    FapiToken,
+    /// FAPI userinfo (Myinfo v5).
+    FapiUserinfo,
+    /// CIBA backchannel authentication request.
+    CibaAuth,
+    /// CIBA token poll.
+    CibaToken,
 }
 
 impl RouteKind {
     /// The one method this route takes.
     pub fn method(self) -> Method {
         match self {
-            Self::V4Token => Method::POST,
-            Self::V4Person => Method::GET,
+            Self::V4Person | Self::FapiUserinfo => Method::GET,
+            _ => Method::POST,
         }
     }
     /// The `Allow` header value for this route.
     pub fn allow(self) -> &'static str {
-        match self {
-            Self::V4Token => "POST",
-            Self::V4Person => "GET",
+        match self.method() {
+            Method::GET => "GET",
+            _ => "POST",
         }
     }
     /// A fixed label for logs and metrics (never user data).
@@ -38,13 +51,52 @@ impl RouteKind {
         match self {
             Self::V4Token => "v4_token",
             Self::V4Person => "v4_person",
+            Self::FapiPar => "fapi_par",
+            Self::FapiToken => "fapi_token",
+            Self::FapiUserinfo => "fapi_userinfo",
+            Self::CibaAuth => "ciba_auth",
+            Self::CibaToken => "ciba_token",
         }
     }
     /// The name of this route in `[upstream.routes.<name>]`.
     pub fn config_name(self) -> &'static str {
         match self {
-            Self::V4Token => "token",
+            Self::V4Token | Self::FapiToken | Self::CibaToken => "token",
             Self::V4Person => "person",
+            Self::FapiPar => "par",
+            Self::FapiUserinfo => "userinfo",
+            Self::CibaAuth => "auth",
+        }
+    }
+    /// The local path under the upstream's prefix (`{sub}`: one path segment).
+    pub fn local_path(self) -> &'static str {
+        match self {
+            Self::V4Token | Self::FapiToken | Self::CibaToken => "/token",
+            Self::V4Person => "/person/{sub}",
+            Self::FapiPar => "/par",
+            Self::FapiUserinfo => "/userinfo",
+            Self::CibaAuth => "/bc-auth",
+        }
+    }
+    /// Whether each attempt carries a DPoP proof (CIBA has none).
+    pub fn uses_dpop(self) -> bool {
+        !matches!(self, Self::CibaAuth | Self::CibaToken)
+    }
+    /// The routes of an upstream kind.
+    pub fn of(kind: UpstreamKind) -> &'static [RouteKind] {
+        match kind {
+            UpstreamKind::MyinfoV4 => &[Self::V4Token, Self::V4Person],
+            UpstreamKind::SingpassFapi => &[Self::FapiPar, Self::FapiToken, Self::FapiUserinfo],
+            UpstreamKind::SingpassCiba => &[Self::CibaAuth, Self::CibaToken],
+        }
+    }
+    fn endpoint(self) -> Option<Endpoint> {
+        match self {
+            Self::V4Token | Self::V4Person => None,
+            Self::FapiPar => Some(Endpoint::Par),
+            Self::FapiToken | Self::CibaToken => Some(Endpoint::Token),
+            Self::FapiUserinfo => Some(Endpoint::Userinfo),
+            Self::CibaAuth => Some(Endpoint::BackchannelAuthentication),
         }
     }
 }
@@ -58,6 +110,14 @@ pub struct Route {
     pub kind: RouteKind,
     /// Longest time a token binding made on this route is kept.
     pub token_ttl_cap: Duration,
+    /// How long a FAPI login's key is kept after PAR.
+    pub login_ttl: Duration,
+    /// The issuer's discovery (FAPI and CIBA), for answers to verify against its JWKS.
+    pub discovery: Option<Arc<Discovery>>,
+    /// v4: Myinfo's JWKS URL, for decrypted person answers.
+    pub jwks_url: Option<String>,
+    /// Where the upstream's signing keys are cached (when answers are decrypted).
+    pub jwks: Option<Arc<JwksCache>>,
     /// Retry and rate-limit settings.
     pub policy: RoutePolicy,
     /// The route's retry budget.
@@ -70,13 +130,23 @@ pub struct Route {
 
 impl Route {
     /// A route with fresh limiter and budget state.
-    pub fn new(upstream: &Upstream, kind: RouteKind, global: Option<Arc<GlobalLimiter>>) -> Self {
+    pub fn new(
+        upstream: &Upstream,
+        kind: RouteKind,
+        global: Option<Arc<GlobalLimiter>>,
+        discovery: Option<Arc<Discovery>>,
+        jwks: Option<Arc<JwksCache>>,
+    ) -> Self {
         let policy = upstream.policy(kind.config_name()).clone();
         let retry = &policy.retry;
         Self {
             upstream: upstream.name.as_str().into(),
             kind,
             token_ttl_cap: upstream.token_ttl_cap,
+            login_ttl: upstream.login_ttl,
+            discovery,
+            jwks_url: upstream.jwks_url.clone(),
+            jwks,
             budget: TpsBudget::new(
                 Duration::from_secs(10),
                 retry.budget_min_per_second,
@@ -95,8 +165,10 @@ impl Route {
 pub struct RequestContext {
     /// The matched route.
     pub route: Arc<Route>,
-    /// The upstream URL without query: the DPoP `htu` and the v4 assertion `aud`.
+    /// The upstream URL without query: the DPoP `htu`.
     pub htu: Arc<str>,
+    /// The client assertion's `aud`: the token URL (v4) or the issuer (FAPI, CIBA).
+    pub aud: Arc<str>,
     /// The path the app called (the problem `instance`).
     pub instance: Arc<str>,
     /// The proxy's request id.
@@ -115,7 +187,7 @@ impl RequestContext {
     /// A context for a request to `route`, made when the request arrives.
     pub fn new(
         route: Arc<Route>,
-        htu: &str,
+        target: &Target,
         instance: &str,
         request_id: &str,
         doc_url: Arc<str>,
@@ -123,7 +195,8 @@ impl RequestContext {
     ) -> Self {
         Self {
             route,
-            htu: htu.into(),
+            htu: target.url.as_str().into(),
+            aud: target.aud.as_str().into(),
             instance: instance.into(),
             request_id: request_id.into(),
             doc_url,
@@ -134,68 +207,180 @@ impl RequestContext {
     }
 }
 
+/// Where one request goes: the upstream URL (without query) and the assertion audience.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The upstream URL without query.
+    pub url: String,
+    /// The client assertion `aud`.
+    pub aud: String,
+}
+
+/// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A URL known from config; `aud` is the URL itself (v4's token URL).
+    Fixed(String),
+    /// An endpoint from the issuer's metadata; `aud` is the issuer.
+    Discovered(Arc<Discovery>, Endpoint),
+}
+
+impl Destination {
+    /// The URL and audience, fetching discovery if it was never fetched.
+    pub async fn resolve(&self) -> Result<Target, ProxyError> {
+        match self {
+            Self::Fixed(url) => Ok(Target {
+                url: url.clone(),
+                aud: url.clone(),
+            }),
+            Self::Discovered(discovery, endpoint) => {
+                let metadata: Arc<Metadata> = discovery.metadata().await?;
+                let url = metadata.endpoint(*endpoint)?.to_owned();
+                Ok(Target {
+                    url,
+                    aud: metadata.issuer.trim_end_matches('/').to_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// One upstream's routes under its local prefix.
+#[derive(Debug, Clone)]
+struct Mount {
+    prefix: String,
+    base_url: String,
+    routes: Vec<Arc<Route>>,
+}
+
 /// Maps local paths to upstream calls.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    upstreams: Vec<(Upstream, Arc<Route>, Arc<Route>)>,
+    mounts: Vec<Mount>,
+    discoveries: Vec<Arc<Discovery>>,
 }
 
 /// A lookup result.
 #[derive(Debug)]
 pub enum RouteMatch {
-    /// A route, with the full upstream URL (no query) to call.
+    /// A route and where it goes.
     Found {
         /// The route.
         route: Arc<Route>,
-        /// The upstream URL without query.
-        upstream_url: String,
+        /// Its upstream address.
+        destination: Destination,
     },
     /// No route has this path.
     NotFound,
 }
 
 impl RouteTable {
-    /// The routes of every configured upstream.
-    pub fn new(config: &Config) -> Self {
+    /// The routes of every configured upstream. FAPI and CIBA upstreams get a [`Discovery`]
+    /// that fetches through `client`.
+    pub fn new(config: &Config, client: &UpstreamClient) -> Self {
         let global = config
             .global_rate_limit
             .map(|q| Arc::new(GlobalLimiter::new(q)));
-        let upstreams = config
+        let mut discoveries = Vec::new();
+        let mounts = config
             .upstreams
             .iter()
             .map(|u| {
-                let route = |kind| Arc::new(Route::new(u, kind, global.clone()));
-                match u.kind {
-                    UpstreamKind::MyinfoV4 => (
-                        u.clone(),
-                        route(RouteKind::V4Token),
-                        route(RouteKind::V4Person),
-                    ),
+                let discovery = (u.kind != UpstreamKind::MyinfoV4).then(|| {
+                    let d = Arc::new(Discovery::new(
+                        &u.base_url,
+                        client.clone(),
+                        u.discovery_refresh,
+                        config.timeouts.attempt,
+                    ));
+                    discoveries.push(d.clone());
+                    d
+                });
+                let jwks = match (&discovery, &u.jwks_url) {
+                    (Some(d), _) => Some(d.jwks().clone()),
+                    (None, Some(_)) => Some(Arc::new(JwksCache::new(
+                        client.clone(),
+                        u.discovery_refresh,
+                        config.timeouts.attempt,
+                    ))),
+                    (None, None) => None,
+                };
+                let routes = RouteKind::of(u.kind)
+                    .iter()
+                    .map(|&kind| {
+                        Arc::new(Route::new(
+                            u,
+                            kind,
+                            global.clone(),
+                            discovery.clone(),
+                            jwks.clone(),
+                        ))
+                    })
+                    .collect();
+                Mount {
+                    prefix: u.local_prefix.clone(),
+                    base_url: u.base_url.clone(),
+                    routes,
                 }
             })
             .collect();
-        Self { upstreams }
+        Self {
+            mounts,
+            discoveries,
+        }
+    }
+
+    /// Every issuer's discovery (for readiness and start-up prefetch).
+    pub fn discoveries(&self) -> &[Arc<Discovery>] {
+        &self.discoveries
+    }
+
+    /// `(method, local path, upstream)` of every route, for `check-config`.
+    pub fn describe(&self) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        for m in &self.mounts {
+            for r in &m.routes {
+                let upstream = match r.kind.endpoint() {
+                    None => format!("{}{}", m.base_url, r.kind.local_path()),
+                    Some(e) => format!("{:?} endpoint of {} (discovery)", e, m.base_url),
+                };
+                out.push((
+                    r.kind.allow(),
+                    format!("{}{}", m.prefix, r.kind.local_path()),
+                    upstream,
+                ));
+            }
+        }
+        out
     }
 
     /// Finds the route for a request path (without query).
     pub fn find(&self, path: &str) -> RouteMatch {
-        for (up, token, person) in &self.upstreams {
-            let Some(rest) = path.strip_prefix(up.local_prefix.as_str()) else {
+        for m in &self.mounts {
+            let Some(rest) = path.strip_prefix(m.prefix.as_str()) else {
                 continue;
             };
-            if rest == "/token" {
-                return RouteMatch::Found {
-                    route: token.clone(),
-                    upstream_url: format!("{}/token", up.base_url),
+            for route in &m.routes {
+                let destination = match (route.kind, &route.discovery) {
+                    (RouteKind::V4Person, _) => match rest.strip_prefix("/person/") {
+                        Some(sub) if !sub.is_empty() && !sub.contains('/') => {
+                            Destination::Fixed(format!("{}/person/{sub}", m.base_url))
+                        }
+                        _ => continue,
+                    },
+                    (kind, _) if rest != kind.local_path() => continue,
+                    (kind, Some(discovery)) => Destination::Discovered(
+                        discovery.clone(),
+                        kind.endpoint().expect("discovered routes name an endpoint"),
+                    ),
+                    (kind, None) => {
+                        Destination::Fixed(format!("{}{}", m.base_url, kind.local_path()))
+                    }
                 };
-            }
-            if let Some(sub) = rest.strip_prefix("/person/") {
-                if !sub.is_empty() && !sub.contains('/') {
-                    return RouteMatch::Found {
-                        route: person.clone(),
-                        upstream_url: format!("{}/person/{sub}", up.base_url),
-                    };
-                }
+                return RouteMatch::Found {
+                    route: route.clone(),
+                    destination,
+                };
             }
         }
         RouteMatch::NotFound

@@ -48,15 +48,26 @@ impl Proxy {
         let keys = Arc::new(load_client_keys(&config.keys)?);
         let tls = tls_config(&config.tls)?;
         let upstream = UpstreamClient::new(tls, config.timeouts.connect, config.max_response_body);
+        let routes = Arc::new(RouteTable::new(config, &upstream));
+        // Fetch every issuer's discovery now, so the first login does not wait for it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            for discovery in routes.discoveries() {
+                let discovery = discovery.clone();
+                runtime.spawn(async move {
+                    let _ = discovery.metadata().await;
+                });
+            }
+        }
         let signing = Signing {
             client_id: config.client_id.clone(),
             keys,
             pool: EphemeralKeyPool::new(64),
             bindings: Arc::new(MemoryBindings::new(1_000_000)),
             assertion_lifetime: config.assertion_lifetime,
+            nonces: crate::layer::NonceStore::default(),
         };
         Ok(Self {
-            routes: Arc::new(RouteTable::new(config)),
+            routes,
             service: stack::build(config, signing, upstream),
             max_request_body: config.max_request_body,
             doc_url: config.problem_doc_url.as_str().into(),
@@ -124,11 +135,7 @@ impl Proxy {
                 "myinfo-proxy is a reverse proxy, not a forward proxy: send origin-form requests (a path), not CONNECT or absolute URLs",
             ));
         }
-        let RouteMatch::Found {
-            route,
-            upstream_url,
-        } = self.routes.find(req.uri().path())
-        else {
+        let RouteMatch::Found { route, destination } = self.routes.find(req.uri().path()) else {
             return Err(ProxyError::new(
                 ProblemCode::ResourceNotFound,
                 format!(
@@ -147,11 +154,12 @@ impl Proxy {
         let instance = parts.uri.path().to_owned();
         let body = self.read_body(&parts.headers, body).await?;
 
-        let target = match parts.uri.query() {
-            Some(q) => format!("{upstream_url}?{q}"),
-            None => upstream_url.clone(),
+        let target = destination.resolve().await?;
+        let uri = match parts.uri.query() {
+            Some(q) => format!("{}?{q}", target.url),
+            None => target.url.clone(),
         };
-        parts.uri = target.parse().map_err(|_| {
+        parts.uri = uri.parse().map_err(|_| {
             ProxyError::new(
                 ProblemCode::ValidationInvalidParameter,
                 "the request path or query is not a valid URI",
@@ -167,7 +175,7 @@ impl Proxy {
         parts.extensions = http::Extensions::new();
         parts.extensions.insert(RequestContext::new(
             route.clone(),
-            &upstream_url,
+            &target,
             &instance,
             request_id,
             self.doc_url.clone(),

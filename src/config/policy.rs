@@ -25,11 +25,24 @@ pub(super) fn route_policies(
     names
         .iter()
         .map(|&name| {
-            let own = routes.remove(name).unwrap_or_default();
+            let mut own = routes.remove(name).unwrap_or_default();
             let key = format!("{prefix}.routes.{name}");
+            let decrypt = own.decrypt.unwrap_or(false);
+            if decrypt && !kind.decryptable_routes().contains(&name) {
+                return Err(ConfigError::new(
+                    format!("{key}.decrypt"),
+                    format!("route `{name}` has no encrypted answer to decrypt"),
+                    format!("decrypt is for: {}", kind.decryptable_routes().join(", ")),
+                ));
+            }
+            // A CIBA poll is the app's to repeat; the proxy never retries CIBA calls unless told.
+            if kind == UpstreamKind::SingpassCiba && own.retry.max_retries.is_none() {
+                own.retry.max_retries = Some(0);
+            }
             let policy = RoutePolicy {
                 retry: retry_settings(&key, retry, &own.retry)?,
                 rate_limit: rate_limit_settings(&key, rate_limit, &own.rate_limit)?,
+                decrypt,
             };
             Ok((name, policy))
         })

@@ -2,7 +2,7 @@
 
 use super::thumbprint::thumbprint;
 use josekit::jwe::alg::ecdh_es::EcdhEsJweDecrypter;
-use josekit::jwe::ECDH_ES_A256KW;
+use josekit::jwe::{ECDH_ES_A128KW, ECDH_ES_A192KW, ECDH_ES_A256KW};
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use josekit::jwk::{Jwk, JwkSet, KeyPair as _};
 use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
@@ -58,7 +58,8 @@ impl SigningKey {
 /// One of the client's ECDH-ES key-agreement keys: Singpass encrypts answers to it.
 pub struct EncryptionKey {
     kid: String,
-    decrypter: EcdhEsJweDecrypter,
+    /// For `ECDH-ES+A128KW`, `+A192KW`, `+A256KW`: the same key, one decrypter per algorithm.
+    decrypters: [EcdhEsJweDecrypter; 3],
     public: Jwk,
 }
 
@@ -71,9 +72,14 @@ impl EncryptionKey {
     pub fn public_jwk(&self) -> &Jwk {
         &self.public
     }
-    /// A decrypter for JWEs addressed to this key.
-    pub fn decrypter(&self) -> &EcdhEsJweDecrypter {
-        &self.decrypter
+    /// A decrypter for JWEs addressed to this key with key-agreement algorithm `alg`.
+    pub fn decrypter(&self, alg: &str) -> Option<&EcdhEsJweDecrypter> {
+        match alg {
+            "ECDH-ES+A128KW" => Some(&self.decrypters[0]),
+            "ECDH-ES+A192KW" => Some(&self.decrypters[1]),
+            "ECDH-ES+A256KW" => Some(&self.decrypters[2]),
+            _ => None,
+        }
     }
 }
 
@@ -238,15 +244,21 @@ fn encryption_key(jwk: &Jwk, kid: &str) -> Result<EncryptionKey, KeyError> {
             "enc key `{kid}` has alg `{alg}`; expected {ENC_ALG}"
         )));
     }
-    let mut for_decrypt = jwk.clone();
     // josekit checks `alg` against the decrypter it builds; the key itself is the same.
-    for_decrypt.set_algorithm(ENC_ALG);
-    let decrypter = ECDH_ES_A256KW
-        .decrypter_from_jwk(&for_decrypt)
-        .map_err(|e| KeyError::Invalid(format!("enc key `{kid}`: {}", short_reason(&e))))?;
+    let decrypter = |alg: &josekit::jwe::alg::ecdh_es::EcdhEsJweAlgorithm| {
+        let mut for_decrypt = jwk.clone();
+        for_decrypt.set_algorithm(alg.name());
+        alg.decrypter_from_jwk(&for_decrypt)
+            .map_err(|e| KeyError::Invalid(format!("enc key `{kid}`: {}", short_reason(&e))))
+    };
+    let decrypters = [
+        decrypter(&ECDH_ES_A128KW)?,
+        decrypter(&ECDH_ES_A192KW)?,
+        decrypter(&ECDH_ES_A256KW)?,
+    ];
     Ok(EncryptionKey {
         kid: kid.to_owned(),
-        decrypter,
+        decrypters,
         public: public_half(jwk, kid, ENC_ALG)?,
     })
 }

@@ -7,13 +7,16 @@ mod assertion;
 mod dpop;
 mod keys;
 mod thumbprint;
+mod unwrap;
 
 pub use assertion::{client_assertion, AssertionClaims, CLIENT_ASSERTION_TYPE};
 pub use dpop::{access_token_hash, dpop_proof, ProofClaims, PROOF_LIFETIME};
+pub use keys::EncryptionKey;
 pub use keys::{
     generate_client_jwks, ClientKeys, EphemeralKey, EphemeralKeyPool, KeyError, SigningKey,
 };
 pub use thumbprint::{thumbprint, ThumbprintError};
+pub use unwrap::{decrypt, verify, UnwrapError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

@@ -7,7 +7,7 @@ pub mod rescue;
 pub mod retry;
 
 pub use error_log::{ErrorLog, ErrorLogLayer};
-pub use inject::{Inject, InjectLayer, Signing};
+pub use inject::{Inject, InjectLayer, NonceStore, Signing};
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use rescue::{Rescue, RescueLayer};
 pub use retry::{Retry, RetryLayer, RetryPolicy};

@@ -15,13 +15,22 @@ fn route(rate_limit: &str, global: &str) -> Arc<Route> {
     let global = config
         .global_rate_limit
         .map(|q| Arc::new(GlobalLimiter::new(q)));
-    Arc::new(Route::new(&config.upstreams[0], RouteKind::V4Token, global))
+    Arc::new(Route::new(
+        &config.upstreams[0],
+        RouteKind::V4Token,
+        global,
+        None,
+        None,
+    ))
 }
 
 fn request(route: &Arc<Route>) -> Request<Bytes> {
     let ctx = RequestContext::new(
         route.clone(),
-        "https://u.example/com/v4/token",
+        &crate::route::Target {
+            url: "https://u.example/com/v4/token".into(),
+            aud: "https://u.example/com/v4/token".into(),
+        },
         "/com/v4/token",
         "rid",
         "doc".into(),

@@ -12,10 +12,19 @@ use tower_test::mock;
 fn context(extra: &str, overall: Duration) -> RequestContext {
     let text = format!("client_id = \"c\"\n[keys]\njwks_env = \"X\"\n[retry]\n{extra}\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"https://u.example/com/v4\"\n");
     let config = Config::from_toml(&text, std::path::Path::new(".")).unwrap();
-    let route = Arc::new(Route::new(&config.upstreams[0], RouteKind::V4Token, None));
+    let route = Arc::new(Route::new(
+        &config.upstreams[0],
+        RouteKind::V4Token,
+        None,
+        None,
+        None,
+    ));
     RequestContext::new(
         route,
-        "https://u.example/com/v4/token",
+        &crate::route::Target {
+            url: "https://u.example/com/v4/token".into(),
+            aud: "https://u.example/com/v4/token".into(),
+        },
         "/com/v4/token",
         "rid-1",
         "doc".into(),
