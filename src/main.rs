@@ -164,7 +164,6 @@ fn check_config(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
     let cfg_err = |e| Failure::Config(path.to_owned(), e);
     let keys = load_client_keys(&config.keys).map_err(cfg_err)?;
-    tls_config(&config.tls).map_err(cfg_err)?;
     println!("{}: OK", path.display());
     println!("  listen             {}", config.listen);
     println!("  client_id          {}", config.client_id);
@@ -186,16 +185,16 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         humantime::format_duration(t.overall)
     );
     println!("  max_request_body   {} bytes", config.max_request_body);
+    let client = myinfo_proxy::upstream::UpstreamClient::new(
+        tls_config(&config.tls).map_err(cfg_err)?,
+        config.timeouts.connect,
+        config.max_response_body,
+    );
     for up in &config.upstreams {
-        println!("  upstream {:?} ({:?})", up.name, up.kind);
-        println!(
-            "    POST {}/token        -> {}/token",
-            up.local_prefix, up.base_url
-        );
-        println!(
-            "    GET  {}/person/{{sub}} -> {}/person/{{sub}}",
-            up.local_prefix, up.base_url
-        );
+        println!("  upstream {:?} ({:?}, {})", up.name, up.kind, up.base_url);
+    }
+    for (method, local, upstream) in myinfo_proxy::route::RouteTable::new(&config, &client).describe() {
+        println!("    {method:<4} {local:<24} -> {upstream}");
     }
     for w in &config.warnings {
         println!("  warning: {w}");
