@@ -62,6 +62,10 @@ pub struct Config {
     pub assertion_lifetime: Duration,
     /// Where the client's private keys are.
     pub keys: KeySource,
+    /// The kid of the signing key that signs (default: the first `sig` key of the JWKS).
+    pub active_sig_kid: Option<String>,
+    /// How often key files are re-read for rotation (None: never).
+    pub key_reload_interval: Option<Duration>,
     /// Connect, per-attempt and overall deadlines.
     pub timeouts: Timeouts,
     /// Trust roots for upstream TLS.
@@ -72,6 +76,14 @@ pub struct Config {
     pub global_rate_limit: Option<Quota>,
     /// Where problem answers point for documentation (`doc_url`).
     pub problem_doc_url: String,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub drain_timeout: Duration,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, JWKS); None when disabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// Also serve `/.well-known/jwks.json` on the main listener.
+    pub jwks_on_main_listener: bool,
+    /// Log output format.
+    pub log_format: LogFormat,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -114,6 +126,17 @@ pub struct Timeouts {
     pub attempt: Duration,
     /// Everything the proxy does for one app request.
     pub overall: Duration,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (terminals).
+    #[default]
+    Text,
+    /// One JSON object per line (containers).
+    Json,
 }
 
 /// Which trust roots verify upstream TLS certificates.
@@ -308,6 +331,12 @@ pub mod defaults {
     pub const RATE_BURST: u32 = 20;
     /// `rate_limit.max_wait`
     pub const MAX_WAIT: Duration = Duration::from_millis(250);
+    /// `keys.reload_interval`
+    pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+    /// `drain_timeout`
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+    /// `admin.listen`
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
     /// `problem_doc_url`
     pub const PROBLEM_DOC_URL: &str =
         "https://github.com/myinfo-proxy/myinfo-proxy/blob/main/README.md#problem-codes";

@@ -1,13 +1,14 @@
 //! The `myinfo-proxy` command: serve, check-config, keygen, jwks.
 
 use clap::{Parser, Subcommand};
-use myinfo_proxy::config::{Config, ConfigError, KeySource};
+use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
 use myinfo_proxy::key_source::load_client_keys;
-use myinfo_proxy::server::{serve, Proxy};
+use myinfo_proxy::server::{serve, serve_with, Proxy};
 use myinfo_proxy::upstream::tls_config;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit status for a configuration error (sysexits EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -63,12 +64,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo prints its own account on stdout; its log stays quiet unless RUST_LOG asks.
-    init_tracing(if matches!(cli.command, Command::Demo { .. }) {
-        "warn"
-    } else {
-        "info"
-    });
+    // `serve` sets up logging once its config is read; the demo prints its own account on
+    // stdout and keeps its log quiet unless RUST_LOG asks.
+    match cli.command {
+        Command::Serve { .. } => {}
+        Command::Demo { .. } => init_tracing("warn", None),
+        _ => init_tracing("info", None),
+    }
     let result = match cli.command {
         Command::Serve { config } => run_serve(&config),
         Command::CheckConfig { config } => check_config(&config),
@@ -94,10 +96,15 @@ enum Failure {
     Other(String),
 }
 
-fn init_tracing(default: &str) {
+/// Logs to stderr at `default` level (or `RUST_LOG`), as JSON when `MYINFO_PROXY_LOG_FORMAT`
+/// says `json`, or else as the config says.
+fn init_tracing(default: &str, configured: Option<LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let json = std::env::var("MYINFO_PROXY_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let json = match std::env::var("MYINFO_PROXY_LOG_FORMAT") {
+        Ok(v) => v == "json",
+        Err(_) => configured == Some(LogFormat::Json),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -114,22 +121,59 @@ fn load(path: &Path) -> Result<Config, Failure> {
 
 fn run_serve(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
+    init_tracing("info", Some(config.log_format));
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime.block_on(async {
         let proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let bind = |addr: std::net::SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::Other(format!("cannot listen on {addr}: {e}")))
+        };
+        let listener = bind(config.listen).await?;
+        let admin_listener = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let local = listener.local_addr().map_err(|e| Failure::Other(e.to_string()))?;
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string());
+        tracing::info!(listen = %local, admin = admin_addr.as_deref().unwrap_or("off"), upstreams = config.upstreams.len(), "myinfo-proxy serving");
+
+        // SIGTERM/SIGINT: readiness turns false, the listener stops accepting, in-flight
+        // requests get drain_timeout to finish. The admin listener stays up until then, so
+        // probes see "not ready" rather than a refused connection.
+        let (stop_main, main_stopped) = tokio::sync::oneshot::channel::<()>();
+        let health = proxy.health().clone();
+        let drain = config.drain_timeout;
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            health.start_draining();
+            tracing::info!(drain_s = drain.as_secs(), "shutdown requested: draining");
+            let _ = stop_main.send(());
+        });
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = admin_listener.map(|l| {
+            let admin = proxy.admin();
+            tokio::spawn(serve_with(
+                l,
+                move |req| {
+                    let answer = admin.handle(&req);
+                    async move { answer }
+                },
+                async move {
+                    let _ = admin_stopped.await;
+                },
+                Duration::from_secs(1),
+            ))
+        });
+        serve(listener, proxy, async move { let _ = main_stopped.await; }, drain)
             .await
-            .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-        let local = listener
-            .local_addr()
             .map_err(|e| Failure::Other(e.to_string()))?;
-        tracing::info!(listen = %local, upstreams = config.upstreams.len(), "myinfo-proxy serving");
-        serve(listener, proxy, shutdown_signal(), config.timeouts.overall)
-            .await
-            .map_err(|e| Failure::Other(e.to_string()))?;
+        let _ = stop_admin.send(());
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         tracing::info!("myinfo-proxy stopped");
         Ok(())
     })
@@ -163,7 +207,7 @@ fn demo(listen: std::net::SocketAddr) -> Result<(), Failure> {
 fn check_config(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
     let cfg_err = |e| Failure::Config(path.to_owned(), e);
-    let keys = load_client_keys(&config.keys).map_err(cfg_err)?;
+    let keys = load_client_keys(&config).map_err(cfg_err)?;
     println!("{}: OK", path.display());
     println!("  listen             {}", config.listen);
     println!("  client_id          {}", config.client_id);
@@ -193,7 +237,9 @@ fn check_config(path: &Path) -> Result<(), Failure> {
     for up in &config.upstreams {
         println!("  upstream {:?} ({:?}, {})", up.name, up.kind, up.base_url);
     }
-    for (method, local, upstream) in myinfo_proxy::route::RouteTable::new(&config, &client).describe() {
+    for (method, local, upstream) in
+        myinfo_proxy::route::RouteTable::new(&config, &client).describe()
+    {
         println!("    {method:<4} {local:<24} -> {upstream}");
     }
     for w in &config.warnings {
@@ -258,7 +304,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
 
 fn jwks(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
-    let keys = load_client_keys(&config.keys).map_err(|e| Failure::Config(path.to_owned(), e))?;
+    let keys = load_client_keys(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
     println!(
         "{}",
         serde_json::to_string_pretty(&keys.public_jwks()).expect("JSON")

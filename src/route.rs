@@ -179,6 +179,8 @@ pub struct RequestContext {
     pub deadline: tokio::time::Instant,
     /// Upstream attempts so far (the error log counts them).
     pub attempts: Arc<AtomicU32>,
+    /// The `id`/`trace_id` of the last upstream error answer, for the access log.
+    pub last_upstream_error: Arc<std::sync::Mutex<Option<crate::error::UpstreamIds>>>,
     /// The ephemeral key of this transaction, chosen on the first attempt.
     pub key: Arc<OnceLock<Arc<EphemeralKey>>>,
 }
@@ -202,6 +204,7 @@ impl RequestContext {
             doc_url,
             deadline: tokio::time::Instant::now() + overall,
             attempts: Arc::new(AtomicU32::new(0)),
+            last_upstream_error: Arc::default(),
             key: Arc::new(OnceLock::new()),
         }
     }

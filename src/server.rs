@@ -1,11 +1,12 @@
 //! The listener: HTTP/1.1 and h2c from the app, request bodies read into capped `Bytes`,
 //! hop-by-hop headers dropped, the route matched, and graceful shutdown.
 
+use crate::admin::{Admin, Health};
 use crate::binding::MemoryBindings;
 use crate::config::{Config, ConfigError};
 use crate::error::{problem_response, ProblemCode, ProblemContext, ProxyError};
 use crate::jose::EphemeralKeyPool;
-use crate::key_source::load_client_keys;
+use crate::key_source::KeyStore;
 use crate::layer::Signing;
 use crate::route::{RequestContext, RouteMatch, RouteTable};
 use crate::stack::{self, ProxyService};
@@ -28,6 +29,10 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct Proxy {
     routes: Arc<RouteTable>,
+    keys: Arc<KeyStore>,
+    health: Arc<Health>,
+    jwks_on_main_listener: bool,
+    _key_watch: Arc<AbortOnDrop>,
     service: ProxyService,
     max_request_body: usize,
     doc_url: Arc<str>,
@@ -45,7 +50,7 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Loads keys and trust roots and assembles the stack. Fails with the config key at fault.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let keys = Arc::new(load_client_keys(&config.keys)?);
+        let keys = Arc::new(KeyStore::load(config)?);
         let tls = tls_config(&config.tls)?;
         let upstream = UpstreamClient::new(tls, config.timeouts.connect, config.max_response_body);
         let routes = Arc::new(RouteTable::new(config, &upstream));
@@ -58,9 +63,17 @@ impl Proxy {
                 });
             }
         }
+        let key_watch = match (
+            config.key_reload_interval,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (Some(every), Ok(_)) => keys.watch(every),
+            _ => None,
+        };
+        let health = Arc::new(Health::new(keys.clone(), routes.discoveries().to_vec()));
         let signing = Signing {
             client_id: config.client_id.clone(),
-            keys,
+            keys: keys.clone(),
             pool: EphemeralKeyPool::new(64),
             bindings: Arc::new(MemoryBindings::new(1_000_000)),
             assertion_lifetime: config.assertion_lifetime,
@@ -68,6 +81,10 @@ impl Proxy {
         };
         Ok(Self {
             routes,
+            keys,
+            health,
+            jwks_on_main_listener: config.jwks_on_main_listener,
+            _key_watch: Arc::new(AbortOnDrop(key_watch)),
             service: stack::build(config, signing, upstream),
             max_request_body: config.max_request_body,
             doc_url: config.problem_doc_url.as_str().into(),
@@ -75,14 +92,38 @@ impl Proxy {
         })
     }
 
+    /// The admin endpoints' view of this proxy.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            health: self.health.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// Readiness state (turn it to draining on shutdown).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The client keys in use.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
     /// Answers one app request. Never fails: every problem becomes a problem+json answer.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if self.jwks_on_main_listener
+            && req.uri().path() == "/.well-known/jwks.json"
+            && req.method() == Method::GET
+        {
+            return crate::admin::jwks_response(&self.keys);
+        }
         let started = tokio::time::Instant::now();
         let request_id = request_id(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let (res, route) = match self.forward(req, &request_id).await {
-            Ok((res, route)) => (res, Some(route)),
+        let (res, route, ctx) = match self.forward(req, &request_id).await {
+            Ok((res, route, ctx)) => (res, Some(route), Some(ctx)),
             Err(err) => {
                 let ctx = ProblemContext {
                     instance: &path,
@@ -96,7 +137,7 @@ impl Proxy {
                             .insert(header::ALLOW, HeaderValue::from_static(allow));
                     }
                 }
-                (res, None)
+                (res, None, None)
             }
         };
         let (mut parts, body) = res.into_parts();
@@ -109,6 +150,12 @@ impl Proxy {
             parts.status.as_u16(),
             started.elapsed(),
         );
+        let upstream_ids = ctx.as_ref().and_then(|c| {
+            c.last_upstream_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        });
         tracing::info!(
             target: "myinfo_proxy::access",
             request_id = %request_id,
@@ -116,6 +163,9 @@ impl Proxy {
             route = route.unwrap_or("none"),
             status = parts.status.as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            attempts = ctx.as_ref().map_or(0, |c| c.attempts.load(std::sync::atomic::Ordering::Relaxed)),
+            upstream_id = upstream_ids.as_ref().and_then(|u| u.id.as_deref()).unwrap_or(""),
+            trace_id = upstream_ids.as_ref().and_then(|u| u.trace_id.as_deref()).unwrap_or(""),
             "request"
         );
         Response::from_parts(parts, Full::new(body))
@@ -125,7 +175,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         request_id: &str,
-    ) -> Result<(Response<Bytes>, &'static str), ProxyError> {
+    ) -> Result<(Response<Bytes>, &'static str, RequestContext), ProxyError> {
         // HTTP/2 requests always carry :scheme and :authority; only HTTP/1 has absolute-form.
         let absolute_form = req.version() < http::Version::HTTP_2
             && (req.uri().scheme().is_some() || req.uri().authority().is_some());
@@ -173,14 +223,15 @@ impl Proxy {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
         parts.extensions = http::Extensions::new();
-        parts.extensions.insert(RequestContext::new(
+        let ctx = RequestContext::new(
             route.clone(),
             &target,
             &instance,
             request_id,
             self.doc_url.clone(),
             self.overall,
-        ));
+        );
+        parts.extensions.insert(ctx.clone());
         let label = route.kind.label();
         let res = self
             .service
@@ -188,7 +239,7 @@ impl Proxy {
             .oneshot(Request::from_parts(parts, body))
             .await;
         let res = res.unwrap_or_else(|never| match never {});
-        Ok((res, label))
+        Ok((res, label, ctx))
     }
 
     async fn read_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ProxyError> {
@@ -222,6 +273,17 @@ impl Proxy {
                 Some(route.kind.method().as_str()).map(|m| if m == "GET" { "GET" } else { "POST" })
             }
             RouteMatch::NotFound => None,
+        }
+    }
+}
+
+/// Stops the key watcher when the last clone of the proxy goes.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
         }
     }
 }
@@ -279,6 +341,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        move |req| {
+            let proxy = proxy.clone();
+            async move { proxy.handle(req).await }
+        },
+        shutdown,
+        drain,
+    )
+    .await
+}
+
+/// Serves any handler (the proxy, the admin endpoints) with HTTP/1.1 and h2c, until `shutdown`
+/// resolves; then stops accepting and waits up to `drain` for in-flight requests.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -294,10 +380,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
+                let handler = handler.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
+                    let answer = handler(req);
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);

@@ -131,7 +131,7 @@ async fn serve_runs_the_v4_flow_against_the_emulator() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n[keys]\njwks_file = \"private-jwks.json\"\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n",
+            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[keys]\njwks_file = \"private-jwks.json\"\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n",
             emulator.base_url()
         ),
     )

@@ -25,6 +25,26 @@ pub struct File {
     #[serde(default)]
     pub rate_limit: RateLimit,
     pub problem_doc_url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub drain_timeout: Option<Duration>,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub jwks_on_main_listener: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<super::LogFormat>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -72,6 +92,9 @@ pub struct Route {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
+    pub active_sig_kid: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub reload_interval: Option<Duration>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_env: Option<String>,
     pub sig_pem_file: Option<PathBuf>,

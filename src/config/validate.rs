@@ -52,7 +52,14 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         ));
     }
 
-    let keys = key_source(file.keys.unwrap_or_default(), base)?;
+    let raw_keys = file.keys.unwrap_or_default();
+    let active_sig_kid = raw_keys.active_sig_kid.clone();
+    let key_reload_interval = match raw_keys.reload_interval {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => Some(defaults::KEY_RELOAD_INTERVAL),
+    };
+    let keys = key_source(raw_keys, base)?;
     let timeouts = timeouts(file.timeouts)?;
     let tls = TlsConfig {
         roots: file.tls.roots.unwrap_or(Roots::Webpki),
@@ -63,6 +70,26 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let problem_doc_url = file
         .problem_doc_url
         .unwrap_or_else(|| defaults::PROBLEM_DOC_URL.to_owned());
+    let drain_timeout = file.drain_timeout.unwrap_or(defaults::DRAIN_TIMEOUT);
+    let admin_listen = if file.admin.enabled.unwrap_or(true) {
+        let text = file
+            .admin
+            .listen
+            .as_deref()
+            .unwrap_or(defaults::ADMIN_LISTEN);
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            ConfigError::new(
+                "admin.listen",
+                format!("`{text}` is not an IP address and port"),
+                "use a form like \"127.0.0.1:9090\", or admin.enabled = false",
+            )
+        })?;
+        Some(addr)
+    } else {
+        None
+    };
+    let jwks_on_main_listener = file.admin.jwks_on_main_listener.unwrap_or(false);
+    let log_format = file.log.format.unwrap_or_default();
     let mut warnings = Vec::new();
     if file.upstream.is_empty() {
         return Err(ConfigError::new(
@@ -99,11 +126,17 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         max_response_body,
         assertion_lifetime,
         keys,
+        active_sig_kid,
+        key_reload_interval,
         timeouts,
         tls,
         upstreams,
         global_rate_limit,
         problem_doc_url,
+        drain_timeout,
+        admin_listen,
+        jwks_on_main_listener,
+        log_format,
         warnings,
     })
 }

@@ -86,7 +86,9 @@ impl EncryptionKey {
 /// The client's keys, validated: one ES256 `sig` key and at least one `enc` key, P-256,
 /// distinct kids.
 pub struct ClientKeys {
-    sig: SigningKey,
+    /// Every signing key; `sig[active]` signs, all are published.
+    sig: Vec<SigningKey>,
+    active: usize,
     enc: Vec<EncryptionKey>,
 }
 
@@ -95,15 +97,24 @@ impl fmt::Debug for ClientKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let enc: Vec<&str> = self.enc.iter().map(|k| k.kid.as_str()).collect();
         f.debug_struct("ClientKeys")
-            .field("sig", &self.sig.kid)
+            .field("sig", &self.sig[self.active].kid)
             .field("enc", &enc)
             .finish()
     }
 }
 
 impl ClientKeys {
-    /// Loads a private JWKS: exactly one `use=sig` key and one or more `use=enc` keys.
+    /// Loads a private JWKS: one or more `use=sig` keys and one or more `use=enc` keys. The
+    /// key named `active_sig_kid` signs (default: the first `sig` key); all are published.
     pub fn from_private_jwks(json: &[u8]) -> Result<Self, KeyError> {
+        Self::from_private_jwks_with_active(json, None)
+    }
+
+    /// As [`ClientKeys::from_private_jwks`], choosing the signing key by kid.
+    pub fn from_private_jwks_with_active(
+        json: &[u8],
+        active_sig_kid: Option<&str>,
+    ) -> Result<Self, KeyError> {
         let set = JwkSet::from_bytes(json).map_err(|e| KeyError::NotAJwks(e.to_string()))?;
         let mut kids = HashSet::new();
         let (mut sig, mut enc) = (Vec::new(), Vec::new());
@@ -128,21 +139,28 @@ impl ClientKeys {
                 }
             }
         }
-        if sig.len() != 1 {
-            return Err(KeyError::Invalid(format!(
-                "expected exactly one `use=sig` ES256 key, found {}",
-                sig.len()
-            )));
+        if sig.is_empty() {
+            return Err(KeyError::Invalid(
+                "no `use=sig` ES256 key: the proxy needs one to sign client assertions".into(),
+            ));
         }
+        let active = match active_sig_kid {
+            None => 0,
+            Some(kid) => sig
+                .iter()
+                .position(|k: &SigningKey| k.kid == kid)
+                .ok_or_else(|| {
+                    KeyError::Invalid(format!(
+                        "active_sig_kid `{kid}` is not a `use=sig` key in the JWKS"
+                    ))
+                })?,
+        };
         if enc.is_empty() {
             return Err(KeyError::Invalid(format!(
                 "no `use=enc` {ENC_ALG} key; Singpass needs one to encrypt answers"
             )));
         }
-        Ok(Self {
-            sig: sig.remove(0),
-            enc,
-        })
+        Ok(Self { sig, active, enc })
     }
 
     /// Loads one signing and one encryption key from PEM (PKCS#8 or SEC1), with their kids.
@@ -172,13 +190,19 @@ impl ClientKeys {
         let sig = jwk_from(sig_pem, "sig", sig_kid, "sig", "ES256")?;
         let enc = jwk_from(enc_pem, "enc", enc_kid, "enc", ENC_ALG)?;
         Ok(Self {
-            sig: signing_key(&sig, sig_kid)?,
+            sig: vec![signing_key(&sig, sig_kid)?],
+            active: 0,
             enc: vec![encryption_key(&enc, enc_kid)?],
         })
     }
 
     /// The signing key for client assertions.
     pub fn signing(&self) -> &SigningKey {
+        &self.sig[self.active]
+    }
+
+    /// Every signing key (the active one and those published for rotation).
+    pub fn all_signing(&self) -> &[SigningKey] {
         &self.sig
     }
 
@@ -189,7 +213,11 @@ impl ClientKeys {
 
     /// The public JWKS to register with Singpass (no private members).
     pub fn public_jwks(&self) -> serde_json::Value {
-        let mut keys = vec![serde_json::Value::Object(self.sig.public.as_ref().clone())];
+        let mut keys: Vec<serde_json::Value> = self
+            .sig
+            .iter()
+            .map(|k| serde_json::Value::Object(k.public.as_ref().clone()))
+            .collect();
         keys.extend(
             self.enc
                 .iter()

@@ -69,6 +69,12 @@ where
             match &result {
                 Ok(res) if res.status().as_u16() >= 400 => {
                     let body = ErrorBody::parse(res.body());
+                    *ctx.last_upstream_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(crate::error::UpstreamIds {
+                        id: body.id.clone(),
+                        trace_id: body.trace_id.clone(),
+                    });
                     let class = if res.status().is_server_error() {
                         "server"
                     } else {

@@ -15,7 +15,8 @@ pub use nonce::NonceStore;
 
 use crate::binding::BindingStore;
 use crate::error::BoxError;
-use crate::jose::{ClientKeys, EphemeralKeyPool};
+use crate::jose::EphemeralKeyPool;
+use crate::key_source::KeyStore;
 use crate::route::RequestContext;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -29,8 +30,8 @@ use std::time::{Duration, SystemTime};
 pub struct Signing {
     /// The client id (`iss`/`sub` of assertions; the `client_id` form field).
     pub client_id: String,
-    /// The client's long-lived keys.
-    pub keys: Arc<ClientKeys>,
+    /// The client's long-lived keys (swapped on rotation).
+    pub keys: Arc<KeyStore>,
     /// Where ephemeral DPoP keys come from.
     pub pool: EphemeralKeyPool,
     /// Token and login -> key bindings.

@@ -52,6 +52,7 @@ pub struct Harness {
     pub keys: ClientKeyFiles,
     pub emulator: Emulator,
     pub proxy_addr: SocketAddr,
+    pub proxy: Proxy,
     pub client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -88,14 +89,28 @@ base_url = "{base}"
             keys = keys.private_path().display(),
             base = upstream_url(&emulator.base_url()),
         );
-        let config = Config::from_toml(&text, keys.dir.path()).unwrap();
+        Self::serve_config(keys, emulator, &text).await
+    }
+
+    /// A proxy for `emulator` whose config replaces the harness's `[keys]` table with `keys_table`.
+    pub async fn start_around(emulator: Emulator, keys: ClientKeyFiles, keys_table: &str) -> Self {
+        logs::install();
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n{keys_table}\n[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n",
+            emulator.base_url()
+        );
+        Self::serve_config(keys, emulator, &text).await
+    }
+
+    async fn serve_config(keys: ClientKeyFiles, emulator: Emulator, text: &str) -> Self {
+        let config = Config::from_toml(text, keys.dir.path()).unwrap();
         let proxy = Proxy::from_config(&config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(serve(
             listener,
-            proxy,
+            proxy.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -106,6 +121,7 @@ base_url = "{base}"
             keys,
             emulator,
             proxy_addr,
+            proxy,
             client,
             stop: Some(stop),
         }

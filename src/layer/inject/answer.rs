@@ -165,7 +165,8 @@ async fn open(
     signing: &Signing,
 ) -> Result<Map<String, Value>, String> {
     let text = std::str::from_utf8(jwe).map_err(|_| "the answer is not text".to_owned())?;
-    let inner = decrypt(text.trim(), signing.keys.encryption()).map_err(|e| e.to_string())?;
+    let inner =
+        decrypt(text.trim(), signing.keys.current().encryption()).map_err(|e| e.to_string())?;
     let (cache, uri) = match (&ctx.route.jwks, &ctx.route.discovery, &ctx.route.jwks_url) {
         (Some(cache), Some(discovery), _) => (
             cache,

@@ -40,8 +40,9 @@ pub(super) fn attempt(
                 jkt,
                 lifetime: signing.assertion_lifetime,
             };
-            let assertion = client_assertion(signing.keys.signing(), claims, now, &mut rng)
-                .map_err(internal)?;
+            let keys = signing.keys.current();
+            let assertion =
+                client_assertion(keys.signing(), claims, now, &mut rng).map_err(internal)?;
             let mut out = form_urlencoded::Serializer::for_suffix(form.clone(), 0);
             out.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
             out.append_pair("client_assertion", &assertion);
