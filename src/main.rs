@@ -53,6 +53,9 @@ enum Command {
         /// Where the proxy listens (an ephemeral port when this one is taken).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Where its admin endpoints listen (an ephemeral port when this one is taken).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
     },
     /// Print the public JWKS of the configured keys (to register with Singpass).
     Jwks {
@@ -65,10 +68,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` sets up logging once its config is read; the demo prints its own account on
-    // stdout and keeps its log quiet unless RUST_LOG asks.
+    // stdout and logs only errors unless RUST_LOG asks for more.
     match cli.command {
         Command::Serve { .. } => {}
-        Command::Demo { .. } => init_tracing("warn", None),
+        Command::Demo { .. } => init_tracing("error", None),
         _ => init_tracing("info", None),
     }
     let result = match cli.command {
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
-        Command::Demo { listen } => demo(listen),
+        Command::Demo { listen, admin } => demo(listen, admin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,10 +200,10 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn demo(listen: std::net::SocketAddr) -> Result<(), Failure> {
+fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime
-        .block_on(myinfo_proxy::demo::run(listen, shutdown_signal()))
+        .block_on(myinfo_proxy::demo::run(listen, admin, shutdown_signal()))
         .map_err(Failure::Other)
 }
 

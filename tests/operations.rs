@@ -452,18 +452,44 @@ async fn no_secret_reaches_the_logs_or_the_metrics() {
 async fn one_access_event_per_request_with_attempts_and_upstream_ids_and_traceparent_passed_on() {
     let (logs, _guard) = capture();
     let h = Harness::start().await;
-    h.emulator.script(EmulatorRoute::Token, Fault::Status { status: 503, retry_after: None }, 1);
+    h.emulator.script(
+        EmulatorRoute::Token,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1,
+    );
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (verifier, challenge) = pkce();
     let code = h.emulator.mint_code("u-7", "name", &challenge, REDIRECT);
-    let res = h.post_form("/com/v4/token", &token_form(&code, &verifier), &[("traceparent", traceparent), ("x-request-id", "app-req-42")]).await;
+    let res = h
+        .post_form(
+            "/com/v4/token",
+            &token_form(&code, &verifier),
+            &[("traceparent", traceparent), ("x-request-id", "app-req-42")],
+        )
+        .await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.headers["x-request-id"], "app-req-42");
     for r in h.emulator.received() {
-        assert!(r.headers.iter().any(|(k, v)| k == "traceparent" && v == traceparent), "traceparent not passed on");
-        assert!(r.headers.iter().any(|(k, v)| k == "x-request-id" && v == "app-req-42"));
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "traceparent" && v == traceparent),
+            "traceparent not passed on"
+        );
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-request-id" && v == "app-req-42"));
     }
-    let failed = h.emulator.received().into_iter().find(|r| r.status == 503).unwrap();
+    let failed = h
+        .emulator
+        .received()
+        .into_iter()
+        .find(|r| r.status == 503)
+        .unwrap();
     let access = logs.with_target("myinfo_proxy::access");
     assert_eq!(access.len(), 1, "{access:#?}");
     let e = &access[0];
