@@ -82,6 +82,8 @@ pub(super) async fn flow(
 
 /// Eight person calls at once against a route quota of 2/s with a burst of 2.
 pub(super) async fn burst(app: &App) -> Result<(), String> {
+    // Let the route's bucket refill after steps 2 and 3 took its permits.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     println!(
         "4. A burst: the app fires 8 person calls at once; the route's quota is 2/s, burst 2."
     );
