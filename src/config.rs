@@ -84,6 +84,8 @@ pub struct Config {
     pub jwks_on_main_listener: bool,
     /// Log output format.
     pub log_format: LogFormat,
+    /// Who may call the main listener.
+    pub inbound: Inbound,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -126,6 +128,28 @@ pub struct Timeouts {
     pub attempt: Duration,
     /// Everything the proxy does for one app request.
     pub overall: Duration,
+}
+
+/// Inbound authentication of the main listener (required off loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inbound {
+    /// SHA-256 of each accepted `X-Api-Key` value.
+    pub api_key_sha256: Vec<[u8; 32]>,
+    /// TLS on the main listener (and mTLS when `client_ca_file` is set).
+    pub tls: Option<InboundTls>,
+    /// Accept unauthenticated callers on a non-loopback listener (warned at every start).
+    pub allow_unauthenticated: bool,
+}
+
+/// TLS for the main listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTls {
+    /// The server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// Client certificates must chain to these CAs (mTLS); None: TLS without client auth.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -284,6 +308,7 @@ pub struct RateLimitSettings {
     pub max_wait: Duration,
 }
 
+mod inbound;
 mod policy;
 mod raw;
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub enum ProblemCode {
     AuthTokenReused,
     /// A FAPI token call whose login (PAR) did not go through this proxy (or this replica).
     AuthLoginUnknown,
+    /// The caller did not present a valid inbound API key.
+    AuthApiKeyInvalid,
     /// A request parameter the proxy needs is absent.
     ValidationMissingParameter,
     /// A request parameter the proxy needs is wrong.
@@ -61,6 +63,7 @@ impl ProblemCode {
             Self::AuthTokenUnknown => "AUTH_TOKEN_UNKNOWN",
             Self::AuthTokenReused => "AUTH_TOKEN_REUSED",
             Self::AuthLoginUnknown => "AUTH_LOGIN_UNKNOWN",
+            Self::AuthApiKeyInvalid => "AUTH_API_KEY_INVALID",
             Self::ValidationMissingParameter => "VALIDATION_MISSING_PARAMETER",
             Self::ValidationInvalidParameter => "VALIDATION_INVALID_PARAMETER",
             Self::ValidationBodyTooLarge => "VALIDATION_BODY_TOO_LARGE",
@@ -81,9 +84,10 @@ impl ProblemCode {
     /// The HTTP status that always goes with this code.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::AuthTokenMissing | Self::AuthTokenUnknown | Self::AuthTokenReused => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::AuthTokenMissing
+            | Self::AuthTokenUnknown
+            | Self::AuthTokenReused
+            | Self::AuthApiKeyInvalid => StatusCode::UNAUTHORIZED,
             Self::ValidationInvalidParameter
             | Self::ValidationMissingParameter
             | Self::AuthLoginUnknown
@@ -102,11 +106,12 @@ impl ProblemCode {
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 18] = [
+    pub const ALL: [ProblemCode; 19] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
         Self::AuthLoginUnknown,
+        Self::AuthApiKeyInvalid,
         Self::ValidationMissingParameter,
         Self::ValidationInvalidParameter,
         Self::ValidationBodyTooLarge,

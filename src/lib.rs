@@ -8,6 +8,7 @@ pub mod demo;
 pub mod discovery;
 pub mod emulator;
 pub mod error;
+pub mod inbound;
 pub mod jose;
 pub mod key_source;
 pub mod layer;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
 use myinfo_proxy::key_source::load_client_keys;
-use myinfo_proxy::server::{serve, serve_with, Proxy};
+use myinfo_proxy::server::{serve, serve_tls, serve_with, Proxy};
 use myinfo_proxy::upstream::tls_config;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -170,9 +170,17 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
                 Duration::from_secs(1),
             ))
         });
-        serve(listener, proxy, async move { let _ = main_stopped.await; }, drain)
-            .await
-            .map_err(|e| Failure::Other(e.to_string()))?;
+        let stopped = async move {
+            let _ = main_stopped.await;
+        };
+        match &config.inbound.tls {
+            Some(tls) => {
+                let acceptor = myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?;
+                serve_tls(listener, acceptor, proxy, stopped, drain).await
+            }
+            None => serve(listener, proxy, stopped, drain).await,
+        }
+        .map_err(|e| Failure::Other(e.to_string()))?;
         let _ = stop_admin.send(());
         if let Some(task) = admin_task {
             let _ = task.await;
@@ -211,6 +219,9 @@ fn check_config(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
     let cfg_err = |e| Failure::Config(path.to_owned(), e);
     let keys = load_client_keys(&config).map_err(cfg_err)?;
+    if let Some(tls) = &config.inbound.tls {
+        myinfo_proxy::inbound::tls_acceptor(tls).map_err(cfg_err)?;
+    }
     println!("{}: OK", path.display());
     println!("  listen             {}", config.listen);
     println!("  client_id          {}", config.client_id);

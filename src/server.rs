@@ -32,6 +32,7 @@ pub struct Proxy {
     keys: Arc<KeyStore>,
     health: Arc<Health>,
     jwks_on_main_listener: bool,
+    api_keys: crate::inbound::ApiKeys,
     _key_watch: Arc<AbortOnDrop>,
     service: ProxyService,
     max_request_body: usize,
@@ -84,6 +85,7 @@ impl Proxy {
             keys,
             health,
             jwks_on_main_listener: config.jwks_on_main_listener,
+            api_keys: crate::inbound::ApiKeys::new(&config.inbound),
             _key_watch: Arc::new(AbortOnDrop(key_watch)),
             service: stack::build(config, signing, upstream),
             max_request_body: config.max_request_body,
@@ -122,7 +124,11 @@ impl Proxy {
         let request_id = request_id(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let (res, route, ctx) = match self.forward(req, &request_id).await {
+        let forwarded = match self.api_keys.check(req.headers()) {
+            Ok(()) => self.forward(req, &request_id).await,
+            Err(refused) => Err(refused),
+        };
+        let (res, route, ctx) = match forwarded {
             Ok((res, route, ctx)) => (res, Some(route), Some(ctx)),
             Err(err) => {
                 let ctx = ProblemContext {
@@ -218,6 +224,8 @@ impl Proxy {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
+        // The app's API key is for this proxy only.
+        parts.headers.remove(&crate::inbound::API_KEY);
         parts.headers.remove(header::CONTENT_LENGTH);
         if let Ok(v) = HeaderValue::from_str(request_id) {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
@@ -353,10 +361,48 @@ pub async fn serve(
     .await
 }
 
+/// Serves `proxy` over TLS (mTLS when the acceptor requires client certificates).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    run(
+        listener,
+        Some(tls),
+        move |req| {
+            let proxy = proxy.clone();
+            async move { proxy.handle(req).await }
+        },
+        shutdown,
+        drain,
+    )
+    .await
+}
+
 /// Serves any handler (the proxy, the admin endpoints) with HTTP/1.1 and h2c, until `shutdown`
 /// resolves; then stops accepting and waits up to `drain` for in-flight requests.
 pub async fn serve_with<H, F>(
     listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    run(listener, None, handler, shutdown, drain).await
+}
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn run<H, F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handler: H,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
@@ -371,7 +417,7 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -385,10 +431,22 @@ where
                     let answer = handler(req);
                     async move { Ok::<_, std::convert::Infallible>(answer.await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let result = match tls {
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                            Ok(Err(e)) => {
+                                tracing::info!(%peer, error = %e, "TLS handshake refused");
+                                return;
+                            }
+                            Err(_) => return,
+                        },
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

@@ -31,6 +31,19 @@ pub struct File {
     pub admin: Admin,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub inbound: Inbound,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Inbound {
+    pub allow_unauthenticated: Option<bool>,
+    #[serde(default)]
+    pub api_key_sha256: Vec<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

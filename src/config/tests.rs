@@ -241,3 +241,56 @@ fn unknown_route_and_bad_policy_values_are_named() {
     let off = parse(&MINIMAL.replace("[keys]", "[rate_limit]\nenabled = false\n[keys]")).unwrap();
     assert_eq!(off.upstreams[0].policy("token").rate_limit.quota, None);
 }
+
+#[test]
+fn off_loopback_the_listener_needs_inbound_authentication() {
+    let open = MINIMAL.replace("client_id", "listen = \"0.0.0.0:8080\"\nclient_id");
+    let err = parse(&open).unwrap_err();
+    assert_eq!(err.key, "inbound");
+    assert!(err.fix.contains("api_key_sha256") && err.fix.contains("client_ca_file"));
+
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let keyed = open.replace(
+        "[keys]",
+        &format!("[inbound]\napi_key_sha256 = [\"{hash}\"]\n[keys]"),
+    );
+    let c = parse(&keyed).unwrap();
+    assert_eq!(c.inbound.api_key_sha256.len(), 1);
+    assert!(c.warnings.is_empty());
+
+    let plain_key = open.replace(
+        "[keys]",
+        "[inbound]\napi_key_sha256 = [\"my-secret-key\"]\n[keys]",
+    );
+    assert_eq!(
+        parse(&plain_key).unwrap_err().key,
+        "inbound.api_key_sha256[0]"
+    );
+
+    let allowed = open.replace("[keys]", "[inbound]\nallow_unauthenticated = true\n[keys]");
+    let c = parse(&allowed).unwrap();
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.contains("allow_unauthenticated")));
+
+    let tls_only = open.replace(
+        "[keys]",
+        "[inbound]\ntls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n[keys]",
+    );
+    assert_eq!(
+        parse(&tls_only).unwrap_err().key,
+        "inbound",
+        "TLS without client certificates authenticates nobody"
+    );
+    let mtls = tls_only.replace("tls_key_file", "client_ca_file = \"ca.pem\"\ntls_key_file");
+    assert!(parse(&mtls)
+        .unwrap()
+        .inbound
+        .tls
+        .unwrap()
+        .client_ca_file
+        .is_some());
+    // Loopback needs nothing.
+    assert!(parse(MINIMAL).unwrap().inbound.api_key_sha256.is_empty());
+}

@@ -70,6 +70,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let problem_doc_url = file
         .problem_doc_url
         .unwrap_or_else(|| defaults::PROBLEM_DOC_URL.to_owned());
+    let mut warnings = Vec::new();
     let drain_timeout = file.drain_timeout.unwrap_or(defaults::DRAIN_TIMEOUT);
     let admin_listen = if file.admin.enabled.unwrap_or(true) {
         let text = file
@@ -90,7 +91,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     };
     let jwks_on_main_listener = file.admin.jwks_on_main_listener.unwrap_or(false);
     let log_format = file.log.format.unwrap_or_default();
-    let mut warnings = Vec::new();
+    let inbound = super::inbound::inbound(file.inbound, base, listen, &mut warnings)?;
     if file.upstream.is_empty() {
         return Err(ConfigError::new(
             "upstream",
@@ -137,6 +138,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         admin_listen,
         jwks_on_main_listener,
         log_format,
+        inbound,
         warnings,
     })
 }

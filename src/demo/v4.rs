@@ -43,7 +43,9 @@ pub(super) async fn flow(
         println!("   proxy -> emulator: {}", describe(r));
     }
     println!("   the app got {status}: the 503 was retried with a fresh assertion and proof from the same key,");
-    println!("   and its id and trace_id went to the log as a WARN myinfo_proxy::upstream_error event");
+    println!(
+        "   and its id and trace_id went to the log as a WARN myinfo_proxy::upstream_error event"
+    );
     let token = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["access_token"].as_str().map(str::to_owned))

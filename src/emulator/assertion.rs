@@ -1,6 +1,8 @@
-//! Client assertion verification (private_key_jwt, RFC 7523, Myinfo v4 flavour): an ES256 JWT
-//! signed by the client's registered `use=sig` key, `iss` = `sub` = client_id, `aud` = the
-//! token URL, at most 300 s of life, a never-seen `jti`, and `cnf.jkt` naming the DPoP key.
+//! Client assertion verification (private_key_jwt, RFC 7523): an ES256 JWT signed by the
+//! client's registered `use=sig` key, `iss` = `sub` = client_id, `aud` exactly as expected, a
+//! bounded life and a never-seen `jti`. Myinfo v4 flavour: `aud` = the token URL, at most 300 s,
+//! and `cnf.jkt` naming the DPoP key. FAPI and CIBA flavour: `aud` = the issuer, at most 120 s,
+//! no `cnf` required (one present is ignored).
 
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::ES256;
@@ -13,18 +15,24 @@ use super::state::ReplayCache;
 const KIND: TokenKind = TokenKind::ClientAssertion;
 
 /// Myinfo v4 allows `exp` at most this long after `iat`.
-const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+pub(crate) const V4_MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+
+/// FAPI 2.0 and CIBA allow `exp` at most this long after `iat`.
+pub(crate) const FAPI_MAX_ASSERTION_LIFETIME_SECS: i64 = 120;
 
 /// What the assertion must say for this token request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AssertionExpectation<'a> {
     pub(crate) client_id: &'a str,
-    /// The token URL, exactly.
+    /// The token URL (v4) or the issuer (FAPI, CIBA), exactly.
     pub(crate) audience: &'a str,
     /// The client's registered public keys.
     pub(crate) client_jwks: &'a JwkSet,
-    /// Thumbprint of the key that signed this request's DPoP proof.
-    pub(crate) proof_jkt: &'a str,
+    /// Thumbprint of the key that signed this request's DPoP proof, which `cnf.jkt` must
+    /// name (v4); `None` where the assertion carries no key binding (FAPI, CIBA).
+    pub(crate) proof_jkt: Option<&'a str>,
+    /// How long after `iat` `exp` may be.
+    pub(crate) max_lifetime_secs: i64,
 }
 
 /// Checks a client assertion. `observed_jti` receives its `jti` once the signature verified.
@@ -49,7 +57,7 @@ pub(crate) fn verify_client_assertion(
 
     let jti = string_claim(&claims, "jti", KIND)?;
     *observed_jti = Some(jti.to_owned());
-    let lifetime = check_lifetime(&claims, now, MAX_ASSERTION_LIFETIME_SECS, KIND)?;
+    let lifetime = check_lifetime(&claims, now, expected.max_lifetime_secs, KIND)?;
     if !seen_jtis.first_use(jti, lifetime.exp, now) {
         return Err(KIND.replayed());
     }
@@ -65,11 +73,14 @@ pub(crate) fn verify_client_assertion(
         Some(aud) if !names_only(aud, expected.audience) => return Err(KIND.invalid("aud")),
         Some(_) => {}
     }
+    let Some(proof_jkt) = expected.proof_jkt else {
+        return Ok(());
+    };
     // The table files `cnf.jkt` problems under the DPoP proof (401), not the assertion.
     let jkt = claims.claim("cnf").map(|cnf| cnf.get("jkt"));
     match jkt {
         None | Some(None) => Err(TokenKind::DpopProof.missing("jkt")),
-        Some(Some(Value::String(jkt))) if jkt == expected.proof_jkt => Ok(()),
+        Some(Some(Value::String(jkt))) if jkt == proof_jkt => Ok(()),
         Some(Some(_)) => Err(Rejection::wrong_key_binding()),
     }
 }

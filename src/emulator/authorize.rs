@@ -7,8 +7,8 @@ use http::{HeaderValue, Response, Uri};
 use http_body_util::Full;
 
 use super::errors::Rejection;
+use super::request::{redirect, EmulatorRequest};
 use super::state::{AuthorizationCode, EmulatorState};
-use super::v4::{redirect, V4Request};
 
 /// The `sub` (user uuid) of the sample person who consents at `/authorize`.
 pub const SAMPLE_SUB: &str = "6d2b0a3b-5e8f-4c1a-9d7e-2f4b8c6a1e30";
@@ -24,7 +24,7 @@ const REQUIRED_PARAMS: [&str; 6] = [
 
 pub(crate) fn consent(
     state: &EmulatorState,
-    request: V4Request<'_>,
+    request: EmulatorRequest<'_>,
 ) -> Result<Response<Full<Bytes>>, Rejection> {
     let params: Vec<(String, String)> =
         form_urlencoded::parse(request.query.unwrap_or_default().as_bytes())

@@ -1,11 +1,13 @@
 //! One client connection to the emulator: each request is read, put to the fault plan (quota,
-//! scripted, random), served by the v4 endpoints unless an injection answered it, and recorded.
+//! scripted, random), served by its endpoint (v4, FAPI or CIBA) unless an injection answered
+//! it, and recorded. Every FAPI answer, injected ones included, carries the current
+//! `DPoP-Nonce` while the FAPI issuer requires nonces.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -15,8 +17,9 @@ use tokio::time::Instant;
 
 use super::errors::Rejection;
 use super::injected::{peek_jtis, Action, Intercept};
+use super::request::{EmulatorRequest, Observed};
+use super::router::{self, Target};
 use super::state::EmulatorState;
-use super::v4::{self, Observed, V4Request};
 use super::Received;
 
 /// Bodies larger than this are refused unread (413); a token form is a few KiB.
@@ -53,7 +56,8 @@ async fn handle(
         .await
         .map(|collected| collected.to_bytes());
     let mut record = received(&parts, &body, at);
-    record.route = v4::route_of(&state.config.base_path, parts.uri.path());
+    let target = Target::of(&state.config.base_path, parts.uri.path());
+    record.route = target.and_then(Target::route);
     let injection = record
         .route
         .and_then(|route| state.faults.decide(route, at));
@@ -61,12 +65,15 @@ async fn handle(
         record.fault = Some(injection.description().to_owned());
         match Action::of(&injection) {
             Action::DelayThenServe(delay) => tokio::time::sleep(delay).await,
-            Action::Intercept(intercept) => {
+            Action::Intercept(mut intercept) => {
                 // Never reached an endpoint: nothing is verified or spent, but the log shows
                 // which jtis the attempt carried.
                 let observed = peek_jtis(&parts.headers, &record.body);
                 record.assertion_jti = observed.assertion_jti;
                 record.proof_jti = observed.proof_jti;
+                if let Intercept::Answer { answer, .. } = &mut intercept {
+                    hand_out_nonce(&state, target, &mut answer.response);
+                }
                 return intercepted(&state, record, intercept).await;
             }
         }
@@ -74,11 +81,11 @@ async fn handle(
 
     let mut observed = Observed::default();
     let outcome = match &body {
-        Ok(body) => v4::route(
+        Ok(body) => router::serve(
             &state,
-            V4Request {
+            target,
+            EmulatorRequest {
                 method: &parts.method,
-                path: parts.uri.path(),
                 query: parts.uri.query(),
                 headers: &parts.headers,
                 body,
@@ -91,7 +98,7 @@ async fn handle(
         )),
         Err(_) => Err(Rejection::bad_request("Request body could not be read")),
     };
-    let response = match outcome {
+    let mut response = match outcome {
         Ok(response) => response,
         Err(rejection) => {
             // Descriptions never hold tokens or assertions, only which check failed.
@@ -109,11 +116,27 @@ async fn handle(
             answer.response
         }
     };
+    hand_out_nonce(&state, target, &mut response);
     record.status = response.status().as_u16();
     record.assertion_jti = observed.assertion_jti;
     record.proof_jti = observed.proof_jti;
     state.record(record);
     Ok(response)
+}
+
+/// Sets `DPoP-Nonce` on a FAPI answer while the issuer requires nonces.
+fn hand_out_nonce(
+    state: &EmulatorState,
+    target: Option<Target<'_>>,
+    response: &mut Response<Full<Bytes>>,
+) {
+    let nonce = target
+        .filter(|target| target.hands_out_dpop_nonces())
+        .and_then(|_| state.nonces.to_hand_out());
+    // Nonces are base64url, always a valid header value.
+    if let Some(value) = nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
 }
 
 /// Answers (or does not) as the injection says, recording the request first.

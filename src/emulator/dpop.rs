@@ -1,6 +1,7 @@
 //! DPoP proof verification (RFC 9449 as Singpass applies it): exactly one `DPoP` header, a
 //! `dpop+jwt` ES256 JWS signed by the public P-256 key it embeds, `htm`/`htu` naming this very
-//! request, a short life, a never-seen `jti`, and `ath` exactly when an access token is sent.
+//! request, a short life, a never-seen `jti`, `ath` exactly when an access token is sent, and
+//! (FAPI only) the server's current `nonce` while it requires one.
 
 use http::HeaderMap;
 use josekit::jwk::Jwk;
@@ -10,6 +11,7 @@ use super::errors::{Rejection, TokenKind};
 use super::jose::{
     check_lifetime, ec_thumbprint, peek_jws_header, s256, string_claim, verify_signed_claims,
 };
+use super::nonce::DpopNonces;
 use super::state::ReplayCache;
 
 const KIND: TokenKind = TokenKind::DpopProof;
@@ -31,6 +33,9 @@ pub(crate) struct ProofExpectation<'a> {
     /// The access token sent with the request, whose hash `ath` must carry; `None` at /token,
     /// where `ath` must be absent.
     pub(crate) access_token: Option<&'a str>,
+    /// The server's nonces (FAPI); `None` where nonces are not used (Myinfo v4), and then
+    /// a `nonce` claim is ignored.
+    pub(crate) nonces: Option<&'a DpopNonces>,
 }
 
 /// A proof that passed every check.
@@ -80,6 +85,11 @@ pub(crate) fn verify_dpop_proof(
                 return Err(KIND.invalid("ath"));
             }
         }
+    }
+    // Checked before the jti is remembered, so a retry with the nonce is a fresh proof
+    // anyway but nothing else about this one is spent.
+    if let Some(nonces) = expected.nonces {
+        nonces.check(claims.claim("nonce"))?;
     }
     if !seen_jtis.first_use(jti, lifetime.exp, now) {
         return Err(KIND.replayed());

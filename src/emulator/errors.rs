@@ -1,6 +1,9 @@
 //! Singpass-shaped rejections: the status, the `error_description`, and the JSON error body
 //! (`{"id", "error", "error_description", "trace_id"}`) every refusal is answered with.
 //!
+//! FAPI and CIBA refusals use the same body with an OAuth `error` code instead of a class
+//! (constructors in `oauth_errors.rs`).
+//!
 //! Messages come from the Myinfo v4 error table where it has one (`seeds/000_*`). Where the
 //! table has no entry (a wrong `aud`, a stale `iat`, a PKCE mismatch, ...) the message follows
 //! the table's own "Missing/Invalid {claim} in {token}" pattern; those are marked below.
@@ -16,6 +19,11 @@ use rand::RngCore;
 pub(crate) struct Rejection {
     pub(crate) status: StatusCode,
     pub(crate) description: String,
+    /// The OAuth `error` code (FAPI, CIBA); `None` for a Singpass class chosen by status.
+    pub(crate) oauth_error: Option<&'static str>,
+    /// Whether the answer carries `WWW-Authenticate: DPoP error="<code>"` (a resource
+    /// server's refusal, RFC 9449 section 7.1).
+    pub(crate) dpop_challenge: bool,
 }
 
 /// Which signed token a claim problem was found in; decides both the wording and the status
@@ -74,6 +82,8 @@ impl Rejection {
         Rejection {
             status,
             description: description.into(),
+            oauth_error: None,
+            dpop_challenge: false,
         }
     }
 
@@ -138,7 +148,23 @@ impl Rejection {
         } else {
             "CLIENT_SIDE_ERROR"
         };
-        error_answer(self.status, class, &self.description)
+        let error = self.oauth_error.unwrap_or(class);
+        let mut answer = error_answer(self.status, error, &self.description);
+        if self.dpop_challenge {
+            // Descriptions are the emulator's own ASCII texts; a quote would end the
+            // parameter, so none is let through.
+            let challenge = format!(
+                "DPoP error=\"{error}\", error_description=\"{}\"",
+                self.description.replace(['"', '\\'], "'")
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                answer
+                    .response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        answer
     }
 }
 

@@ -22,10 +22,24 @@ use super::state::lock;
 /// Which endpoint a fault or quota applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EmulatorRoute {
-    /// `POST {base}/token`
+    /// `POST {base}/token` (Myinfo v4)
     Token,
-    /// `GET {base}/person/{sub}`
+    /// `GET {base}/person/{sub}` (Myinfo v4)
     Person,
+    /// `POST /fapi/par`
+    Par,
+    /// `POST /fapi/token`
+    FapiToken,
+    /// `GET /fapi/userinfo`
+    Userinfo,
+    /// `POST /bc-auth` (CIBA)
+    CibaAuth,
+    /// `POST /token` at the root (CIBA polling)
+    CibaToken,
+    /// `GET /fapi/.well-known/openid-configuration` and `GET /.well-known/openid-configuration`
+    Discovery,
+    /// The signing JWKS: `GET /fapi/jwks`, `GET /jwks` and `GET {base}/jwks`
+    Jwks,
 }
 
 /// One scripted misbehaviour.

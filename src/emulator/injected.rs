@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use super::errors::{error_answer, ErrorAnswer};
 use super::faults::{Fault, Injection};
-use super::v4::Observed;
+use super::request::Observed;
 
 const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
 

@@ -1,10 +1,20 @@
-//! A strict local emulator of the Singpass Myinfo v4 API (`/token`, `/person/{sub}`, and a
-//! browserless `/authorize`): the judge that tests and the `demo` command hold the proxy to.
+//! A strict local emulator of three Singpass APIs on one port: the judge that tests and the
+//! `demo` command hold the proxy to.
 //!
-//! It refuses whatever real Singpass would refuse — client assertions, DPoP proofs, PKCE,
-//! single-use codes and single-use access tokens — with Singpass's statuses and error bodies,
-//! and records every request it receives. Its checks are written independently of the proxy's
+//! - Myinfo v4 under `/com/v4`: `/token`, `/person/{sub}`, a browserless `/authorize`, `/jwks`.
+//! - Singpass FAPI 2.0 (Login and Myinfo v5), issuer `http://HOST:PORT/fapi`: discovery,
+//!   `/jwks`, `/par`, a browserless `/auth`, `/token`, `/userinfo`, DPoP nonces on request.
+//! - CIBA on the non-FAPI issuer `http://HOST:PORT`: discovery, `/jwks`, `/bc-auth`, `/token`.
+//!
+//! It refuses whatever real Singpass would refuse — client assertions, DPoP proofs and their
+//! key bindings, PKCE, single-use codes, request_uris and access tokens, nonces, poll
+//! intervals — with Singpass's statuses and error bodies (OAuth codes for FAPI and CIBA), and
+//! records every request it receives. Its checks are written independently of the proxy's
 //! signing code (own RFC 7638 thumbprint, own claim rules); only josekit is shared.
+//!
+//! Clocks: `iat`/`exp` of assertions, proofs and issued JWTs follow the wall clock (the proxy
+//! signs with it); quotas, delays, the 60 s request_uri and code windows, access-token expiry
+//! and CIBA expiry and poll intervals follow the tokio clock, so paused-time tests drive them.
 //!
 //! It also misbehaves on request, so the proxy's retry, rate-limit and error-log layers can be
 //! tested against it: scripted or seeded-random [`Fault`]s (error statuses and bodies, delays,
@@ -12,18 +22,38 @@
 
 mod assertion;
 mod authorize;
+mod ciba;
+mod ciba_grants;
+mod ciba_token;
+mod client_auth;
 mod connection;
+mod controls;
+mod discovery;
 mod dpop;
 mod errors;
+mod expiring;
+mod fapi;
+mod fapi_authorize;
+mod fapi_grants;
+mod fapi_token;
 mod faults;
+mod form;
+mod id_token;
 mod injected;
 mod jose;
+mod nonce;
+mod oauth_errors;
+mod par;
 mod person;
 mod person_endpoint;
 mod quota;
+mod request;
+mod router;
+mod sealing;
 mod signing;
 mod state;
 mod token_endpoint;
+mod userinfo;
 mod v4;
 
 #[cfg(test)]
@@ -52,9 +82,10 @@ pub struct EmulatorConfig {
     /// The client's PUBLIC JWKS (an ES256 `use=sig` key and an ECDH-ES+A256KW `use=enc` key,
     /// P-256).
     pub client_jwks: JwkSet,
-    /// Path prefix the v4 API is served under; default "/com/v4".
+    /// Path prefix the v4 API is served under; default "/com/v4". v4 is routed first, so
+    /// "" or "/fapi" would hide CIBA's `/token` or the FAPI issuer (see `router.rs`).
     pub base_path: String,
-    /// Access-token lifetime (default 1800 s).
+    /// Access-token lifetime (default 1800 s), of v4 and FAPI tokens alike.
     pub token_lifetime: Duration,
 }
 
@@ -88,8 +119,8 @@ pub struct Received {
     /// When the request arrived, by the tokio clock (paused-time tests control it). The log is
     /// in order of answering; a delayed request is logged after quicker later ones.
     pub at: tokio::time::Instant,
-    /// The endpoint the path names, whatever the method; None for `/authorize` and unknown
-    /// paths (which faults and quotas never touch).
+    /// The endpoint the path names, whatever the method; None for the browser's
+    /// `/authorize` and `/fapi/auth`, and unknown paths (which faults and quotas never touch).
     pub route: Option<EmulatorRoute>,
     /// What was injected, e.g. "scripted: status 503", "random: drop", "quota: over 10/s,
     /// burst 2", "scripted: delay 2s" (then served normally); None when nothing was.
@@ -115,8 +146,9 @@ impl Emulator {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let key = signing::EmulatorKey::generate().map_err(std::io::Error::other)?;
-        let base_url = format!("http://{}{}", reachable(local_addr), config.base_path);
-        let state = Arc::new(EmulatorState::new(config, base_url, key));
+        let origin = format!("http://{}", reachable(local_addr));
+        let base_url = format!("{origin}{}", config.base_path);
+        let state = Arc::new(EmulatorState::new(config, origin, base_url, key));
         let server = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         Ok(Emulator {
             state,
@@ -205,7 +237,8 @@ impl Emulator {
         self.state.faults.clear();
     }
 
-    /// The emulator's public signing JWKS (to verify the person JWS inside the JWE).
+    /// The emulator's public signing JWKS (to verify the person, id_token and userinfo JWS
+    /// inside their JWEs); also served at `{base}/jwks`, `/fapi/jwks` and `/jwks`.
     pub fn signing_jwks(&self) -> JwkSet {
         self.state.key.public_jwks()
     }
@@ -242,7 +275,12 @@ impl Drop for Emulator {
 /// for the CLI's standalone `emulator` command. Fails only if `addr` cannot be bound.
 pub async fn serve_forever(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<()> {
     let mut emulator = Emulator::start(config, addr).await?;
-    tracing::info!(base_url = %emulator.base_url(), "Myinfo v4 emulator listening");
+    tracing::info!(
+        base_url = %emulator.base_url(),
+        fapi_issuer = %emulator.fapi_issuer(),
+        ciba_issuer = %emulator.ciba_issuer(),
+        "Singpass emulator listening (Myinfo v4, FAPI 2.0, CIBA)"
+    );
     if let Some(server) = emulator.server.as_mut() {
         // The accept loop only ends by being aborted.
         let _ = server.await;

@@ -1,11 +1,11 @@
 //! The fixed sample person (Myinfo v4 attribute shapes) and how a person answer is sealed: a
 //! JWS signed by the emulator inside a JWE (ECDH-ES+A256KW, A256GCM) to the client's enc key.
 
-use josekit::jwe::{JweHeader, ECDH_ES_A256KW};
-use josekit::jwk::{Jwk, JwkSet};
+use josekit::jwk::JwkSet;
 use serde_json::{json, Map, Value};
 
 use super::errors::Rejection;
+use super::sealing::{seal_for_client, SealError};
 use super::signing::EmulatorKey;
 
 /// Content encryption of the person JWE. Singpass does not document it; the proxy must accept
@@ -72,40 +72,19 @@ pub(crate) fn person_document(sub: &str, attributes: &[&str]) -> Value {
     Value::Object(person)
 }
 
-/// The client's encryption key: EC P-256, `use=enc`, for ECDH-ES+A256KW (or no `alg`).
-pub(crate) fn client_encryption_key(jwks: &JwkSet) -> Option<&Jwk> {
-    jwks.keys().into_iter().find(|jwk| {
-        jwk.key_use() == Some("enc")
-            && jwk.key_type() == "EC"
-            && jwk.curve() == Some("P-256")
-            && matches!(jwk.algorithm(), None | Some("ECDH-ES+A256KW"))
-            && jwk.key_id().is_some()
-    })
-}
-
 /// Signs the person document with the emulator's key, then encrypts that JWS to the client.
 pub(crate) fn seal_person(
     key: &EmulatorKey,
     person: &Value,
     client_jwks: &JwkSet,
 ) -> Result<String, Rejection> {
-    // The seed table's spelling.
-    let enc_key = client_encryption_key(client_jwks)
-        .ok_or_else(|| Rejection::bad_request("Invalid Encyption key"))?;
-    let encrypter = ECDH_ES_A256KW
-        .encrypter_from_jwk(enc_key)
-        .map_err(|_| Rejection::bad_request("Invalid Encyption key"))?;
-    let jws = key
-        .sign_person(person.to_string().as_bytes())
-        .map_err(|_| Rejection::internal())?;
-    let mut header = JweHeader::new();
-    header.set_content_encryption(PERSON_CONTENT_ENCRYPTION);
-    header.set_content_type("JWT");
-    if let Some(kid) = enc_key.key_id() {
-        header.set_key_id(kid);
-    }
-    josekit::jwe::serialize_compact(jws.as_bytes(), &header, &encrypter)
-        .map_err(|_| Rejection::internal())
+    seal_for_client(key, person, client_jwks, PERSON_CONTENT_ENCRYPTION).map_err(|error| {
+        match error {
+            // The seed table's spelling.
+            SealError::NoEncryptionKey => Rejection::bad_request("Invalid Encyption key"),
+            SealError::Jose => Rejection::internal(),
+        }
+    })
 }
 
 #[cfg(test)]

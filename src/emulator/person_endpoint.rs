@@ -19,12 +19,12 @@ use super::dpop::{verify_dpop_proof, ProofExpectation};
 use super::errors::Rejection;
 use super::jose::unix_now;
 use super::person::{person_document, seal_person};
+use super::request::{jose_response, EmulatorRequest, Observed};
 use super::state::EmulatorState;
-use super::v4::{jose_response, Observed, V4Request};
 
 pub(crate) fn read_person(
     state: &EmulatorState,
-    request: V4Request<'_>,
+    request: EmulatorRequest<'_>,
     sub: &str,
     observed: &mut Observed,
 ) -> Result<Response<Full<Bytes>>, Rejection> {
@@ -53,6 +53,7 @@ pub(crate) fn read_person(
             htm: "GET",
             htu: &person_url,
             access_token: Some(access_token),
+            nonces: None,
         },
         &state.proof_jtis,
         now,
@@ -84,7 +85,7 @@ pub(crate) fn read_person(
 
 /// The token of `Authorization: DPoP <token>`. The scheme must be exactly `DPoP`: a bearer
 /// presentation of a DPoP-bound token is refused.
-fn dpop_access_token(request: V4Request<'_>) -> Result<&str, Rejection> {
+fn dpop_access_token(request: EmulatorRequest<'_>) -> Result<&str, Rejection> {
     let mut values = request.headers.get_all(header::AUTHORIZATION).iter();
     let value = values
         .next()

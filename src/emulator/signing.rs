@@ -1,5 +1,6 @@
-//! The emulator's own ES256 key, standing in for Myinfo's: it signs the access tokens it
-//! issues (and verifies them when they come back) and the person JWS inside the JWE.
+//! The emulator's own ES256 key, standing in for Myinfo's and Singpass's: it signs the v4
+//! access tokens it issues (and verifies them when they come back), and the person, id_token
+//! and userinfo JWS inside their JWEs.
 
 use std::fmt;
 
@@ -138,11 +139,12 @@ impl EmulatorKey {
         })
     }
 
-    /// The person JWS: ES256 over the person JSON, with this key's `kid`.
-    pub(crate) fn sign_person(&self, person_json: &[u8]) -> Result<String, JoseError> {
+    /// A JWS (`typ` JWT) over a JSON payload, with this key's `kid`: the person, id_token
+    /// and userinfo inside their JWEs.
+    pub(crate) fn sign_payload(&self, json: &[u8]) -> Result<String, JoseError> {
         let mut header = JwsHeader::new();
         header.set_token_type("JWT");
-        josekit::jws::serialize_compact(person_json, &header, &self.signer)
+        josekit::jws::serialize_compact(json, &header, &self.signer)
     }
 }
 

@@ -1,10 +1,15 @@
-//! The emulator's memory: registered authorization codes, the replay caches for assertion and
-//! proof `jti`s and for spent access tokens, the log of everything received, and the fault plan.
+//! The emulator's memory: registered v4 authorization codes, the replay caches for assertion
+//! and proof `jti`s and for spent access tokens, the FAPI and CIBA records, the DPoP nonces,
+//! the log of everything received, and the fault plan.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::ciba_grants::CibaRequests;
+use super::fapi_grants::FapiGrants;
 use super::faults::FaultPlan;
+use super::nonce::DpopNonces;
 use super::signing::EmulatorKey;
 use super::{EmulatorConfig, Received};
 
@@ -44,8 +49,10 @@ impl ReplayCache {
 /// codes and, in `received`, tokens.
 pub(crate) struct EmulatorState {
     pub(crate) config: EmulatorConfig,
-    /// `http://HOST:PORT{base_path}`: what `htu` and `aud` must name.
+    /// `http://HOST:PORT{base_path}`: what v4 `htu` and `aud` must name.
     pub(crate) base_url: String,
+    /// `http://HOST:PORT`: the CIBA issuer, and the FAPI issuer's origin.
+    pub(crate) origin: String,
     pub(crate) key: EmulatorKey,
     pub(crate) codes: Mutex<HashMap<String, AuthorizationCode>>,
     pub(crate) assertion_jtis: ReplayCache,
@@ -55,13 +62,25 @@ pub(crate) struct EmulatorState {
     pub(crate) received: Mutex<Vec<Received>>,
     /// Quotas and faults to inject, per route.
     pub(crate) faults: FaultPlan,
+    pub(crate) fapi: FapiGrants,
+    pub(crate) ciba: CibaRequests,
+    /// The FAPI issuer's DPoP nonces.
+    pub(crate) nonces: DpopNonces,
+    /// Whether both discovery documents answer (503 while not).
+    pub(crate) discovery_available: AtomicBool,
 }
 
 impl EmulatorState {
-    pub(crate) fn new(config: EmulatorConfig, base_url: String, key: EmulatorKey) -> Self {
+    pub(crate) fn new(
+        config: EmulatorConfig,
+        origin: String,
+        base_url: String,
+        key: EmulatorKey,
+    ) -> Self {
         EmulatorState {
             config,
             base_url,
+            origin,
             key,
             codes: Mutex::new(HashMap::new()),
             assertion_jtis: ReplayCache::default(),
@@ -69,11 +88,25 @@ impl EmulatorState {
             spent_tokens: ReplayCache::default(),
             received: Mutex::new(Vec::new()),
             faults: FaultPlan::default(),
+            fapi: FapiGrants::default(),
+            ciba: CibaRequests::default(),
+            nonces: DpopNonces::default(),
+            discovery_available: AtomicBool::new(true),
         }
     }
 
     pub(crate) fn token_url(&self) -> String {
         format!("{}/token", self.base_url)
+    }
+
+    /// `http://HOST:PORT/fapi`: the FAPI client assertion `aud` and the id_token `iss`.
+    pub(crate) fn fapi_issuer(&self) -> String {
+        format!("{}{}", self.origin, super::fapi::FAPI_PATH)
+    }
+
+    /// `{fapi issuer}{path}`, e.g. the PAR endpoint for "/par".
+    pub(crate) fn fapi_url(&self, path: &str) -> String {
+        format!("{}{path}", self.fapi_issuer())
     }
 
     pub(crate) fn register_code(&self, code: String, grant: AuthorizationCode) {

@@ -1,17 +1,18 @@
 //! `POST {base}/token`: the authorization-code exchange, with the form, DPoP proof, client
 //! assertion and PKCE checks Myinfo v4 applies, answering a DPoP-bound access token.
 
-use http::header;
-
-use super::assertion::{verify_client_assertion, AssertionExpectation};
+use super::assertion::{
+    verify_client_assertion, AssertionExpectation, V4_MAX_ASSERTION_LIFETIME_SECS,
+};
 use super::dpop::{verify_dpop_proof, ProofExpectation};
 use super::errors::Rejection;
+use super::form::FormBody;
 use super::jose::{s256, unix_now};
+use super::request::{json_response, EmulatorRequest, Observed};
 use super::signing::{random_id, AccessGrant};
 use super::state::EmulatorState;
-use super::v4::{json_response, Observed, V4Request};
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The form fields every token request must carry, in the order they are checked.
 const REQUIRED_FIELDS: [&str; 7] = [
@@ -24,53 +25,8 @@ const REQUIRED_FIELDS: [&str; 7] = [
     "client_assertion",
 ];
 
-/// The decoded `application/x-www-form-urlencoded` body.
-struct TokenForm {
-    fields: Vec<(String, String)>,
-}
-
-impl TokenForm {
-    /// A form body, or "No body found for POST request" for an empty or non-form body (a form
-    /// parser would find nothing in it).
-    fn parse(request: V4Request<'_>) -> Result<Self, Rejection> {
-        let is_form = request
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|essence| {
-                essence
-                    .trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form || request.body.is_empty() {
-            return Err(Rejection::bad_request("No body found for POST request"));
-        }
-        let fields = form_urlencoded::parse(request.body)
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect();
-        Ok(TokenForm { fields })
-    }
-
-    /// The single non-empty value of `name`.
-    fn required(&self, name: &str) -> Result<&str, Rejection> {
-        let mut values = self
-            .fields
-            .iter()
-            .filter(|(field, _)| field == name)
-            .map(|(_, value)| value.as_str());
-        match (values.next(), values.next()) {
-            (None, _) => Err(Rejection::missing_from_body(name)),
-            (Some(""), None) => Err(Rejection::missing_from_body(name)),
-            (Some(value), None) => Ok(value),
-            // Extrapolated wording: the table has no entry for a repeated field.
-            (Some(_), Some(_)) => Err(Rejection::bad_request(format!("Invalid {name}"))),
-        }
-    }
-}
-
 /// RFC 7636: 43 to 128 characters from the unreserved set.
-fn is_valid_code_verifier(verifier: &str) -> bool {
+pub(crate) fn is_valid_code_verifier(verifier: &str) -> bool {
     (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
@@ -79,11 +35,11 @@ fn is_valid_code_verifier(verifier: &str) -> bool {
 
 pub(crate) fn exchange_code(
     state: &EmulatorState,
-    request: V4Request<'_>,
+    request: EmulatorRequest<'_>,
     observed: &mut Observed,
 ) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, Rejection> {
     let now = unix_now();
-    let form = TokenForm::parse(request)?;
+    let form = FormBody::parse(request)?;
     for field in REQUIRED_FIELDS {
         form.required(field)?;
     }
@@ -106,6 +62,7 @@ pub(crate) fn exchange_code(
             htm: "POST",
             htu: &token_url,
             access_token: None,
+            nonces: None,
         },
         &state.proof_jtis,
         now,
@@ -117,7 +74,8 @@ pub(crate) fn exchange_code(
             client_id,
             audience: &token_url,
             client_jwks: &state.config.client_jwks,
-            proof_jkt: &proof.jkt,
+            proof_jkt: Some(&proof.jkt),
+            max_lifetime_secs: V4_MAX_ASSERTION_LIFETIME_SECS,
         },
         &state.assertion_jtis,
         now,

@@ -1,119 +1,81 @@
-//! Routing of the Myinfo v4 API under `base_path`: which endpoint a request is for, which
-//! methods each allows, and the response helpers the endpoints share.
+//! Routing of the Myinfo v4 API under `base_path`: which endpoint a request is for, and which
+//! methods each allows.
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response};
 use http_body_util::Full;
 
 use super::errors::Rejection;
 use super::faults::EmulatorRoute;
+use super::request::{EmulatorRequest, Observed};
 use super::state::EmulatorState;
-use super::{authorize, person_endpoint, token_endpoint};
-
-/// One request as the endpoints see it, body already read.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct V4Request<'a> {
-    pub(crate) method: &'a Method,
-    pub(crate) path: &'a str,
-    pub(crate) query: Option<&'a str>,
-    pub(crate) headers: &'a HeaderMap,
-    pub(crate) body: &'a Bytes,
-}
-
-/// What the request log keeps beyond the raw request: the `jti`s that parsed.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Observed {
-    pub(crate) assertion_jti: Option<String>,
-    pub(crate) proof_jti: Option<String>,
-}
+use super::{authorize, discovery, person_endpoint, token_endpoint};
 
 /// The endpoints of the v4 API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Endpoint<'a> {
+pub(crate) enum V4Endpoint<'a> {
     Authorize,
     Token,
-    Person { sub: &'a str },
+    Person {
+        sub: &'a str,
+    },
+    /// The emulator's signing keys (to verify the person JWS), as under the other issuers.
+    Jwks,
 }
 
-impl<'a> Endpoint<'a> {
-    fn from_path(base_path: &str, path: &'a str) -> Option<Self> {
+impl<'a> V4Endpoint<'a> {
+    pub(crate) fn from_path(base_path: &str, path: &'a str) -> Option<Self> {
         let rest = path.strip_prefix(base_path)?;
         match rest {
-            "/authorize" => Some(Endpoint::Authorize),
-            "/token" => Some(Endpoint::Token),
+            "/authorize" => Some(V4Endpoint::Authorize),
+            "/token" => Some(V4Endpoint::Token),
+            "/jwks" => Some(V4Endpoint::Jwks),
             _ => {
                 let sub = rest.strip_prefix("/person/")?;
-                (!sub.is_empty() && !sub.contains('/')).then_some(Endpoint::Person { sub })
+                (!sub.is_empty() && !sub.contains('/')).then_some(V4Endpoint::Person { sub })
             }
         }
     }
 
     fn allows(self, method: &Method) -> bool {
         match self {
-            Endpoint::Authorize | Endpoint::Person { .. } => method == Method::GET,
-            Endpoint::Token => method == Method::POST,
+            V4Endpoint::Authorize | V4Endpoint::Person { .. } | V4Endpoint::Jwks => {
+                method == Method::GET
+            }
+            V4Endpoint::Token => method == Method::POST,
         }
     }
-}
 
-/// The faultable endpoint `path` names, whatever the method (a gateway in front of Singpass
-/// routes on the path).
-pub(crate) fn route_of(base_path: &str, path: &str) -> Option<EmulatorRoute> {
-    match Endpoint::from_path(base_path, path)? {
-        Endpoint::Token => Some(EmulatorRoute::Token),
-        Endpoint::Person { .. } => Some(EmulatorRoute::Person),
-        Endpoint::Authorize => None,
+    /// The faultable endpoint, whatever the method (a gateway in front of Singpass routes on
+    /// the path).
+    pub(crate) fn route(self) -> Option<EmulatorRoute> {
+        match self {
+            V4Endpoint::Token => Some(EmulatorRoute::Token),
+            V4Endpoint::Person { .. } => Some(EmulatorRoute::Person),
+            V4Endpoint::Jwks => Some(EmulatorRoute::Jwks),
+            V4Endpoint::Authorize => None,
+        }
     }
-}
 
-/// Sends the request to its endpoint; a refusal comes back as a [`Rejection`].
-pub(crate) fn route(
-    state: &EmulatorState,
-    request: V4Request<'_>,
-    observed: &mut Observed,
-) -> Result<Response<Full<Bytes>>, Rejection> {
-    let endpoint = Endpoint::from_path(&state.config.base_path, request.path)
-        .ok_or_else(Rejection::not_found)?;
-    if !endpoint.allows(request.method) {
-        return Err(Rejection::method_not_allowed());
+    /// Sends the request to this endpoint; a refusal comes back as a [`Rejection`].
+    pub(crate) fn serve(
+        self,
+        state: &EmulatorState,
+        request: EmulatorRequest<'_>,
+        observed: &mut Observed,
+    ) -> Result<Response<Full<Bytes>>, Rejection> {
+        if !self.allows(request.method) {
+            return Err(Rejection::method_not_allowed());
+        }
+        match self {
+            V4Endpoint::Authorize => authorize::consent(state, request),
+            V4Endpoint::Token => token_endpoint::exchange_code(state, request, observed),
+            V4Endpoint::Person { sub } => {
+                person_endpoint::read_person(state, request, sub, observed)
+            }
+            V4Endpoint::Jwks => Ok(discovery::signing_keys(state)),
+        }
     }
-    match endpoint {
-        Endpoint::Authorize => authorize::consent(state, request),
-        Endpoint::Token => token_endpoint::exchange_code(state, request, observed),
-        Endpoint::Person { sub } => person_endpoint::read_person(state, request, sub, observed),
-    }
-}
-
-/// A 200 JSON answer that no cache may keep.
-pub(crate) fn json_response(body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// A 200 answer whose body is a compact JOSE object.
-pub(crate) fn jose_response(compact: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(compact)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jose"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// A 302 to `location`.
-pub(crate) fn redirect(location: HeaderValue) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::FOUND;
-    response.headers_mut().insert(header::LOCATION, location);
-    response
 }
 
 #[cfg(test)]
@@ -123,17 +85,16 @@ mod tests {
     #[test]
     fn paths_map_to_endpoints() {
         let base = "/com/v4";
+        let endpoint = |path| V4Endpoint::from_path(base, path);
+        assert_eq!(endpoint("/com/v4/token"), Some(V4Endpoint::Token));
+        assert_eq!(endpoint("/com/v4/jwks"), Some(V4Endpoint::Jwks));
         assert_eq!(
-            Endpoint::from_path(base, "/com/v4/token"),
-            Some(Endpoint::Token)
+            endpoint("/com/v4/person/abc"),
+            Some(V4Endpoint::Person { sub: "abc" })
         );
-        assert_eq!(
-            Endpoint::from_path(base, "/com/v4/person/abc"),
-            Some(Endpoint::Person { sub: "abc" })
-        );
-        assert_eq!(Endpoint::from_path(base, "/com/v4/person/"), None);
-        assert_eq!(Endpoint::from_path(base, "/com/v4/person/a/b"), None);
-        assert_eq!(Endpoint::from_path(base, "/com/v4/tokens"), None);
-        assert_eq!(Endpoint::from_path(base, "/token"), None);
+        assert_eq!(endpoint("/com/v4/person/"), None);
+        assert_eq!(endpoint("/com/v4/person/a/b"), None);
+        assert_eq!(endpoint("/com/v4/tokens"), None);
+        assert_eq!(endpoint("/token"), None);
     }
 }

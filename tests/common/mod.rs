@@ -92,6 +92,26 @@ base_url = "{base}"
         Self::serve_config(keys, emulator, &text).await
     }
 
+    /// A proxy with a CIBA upstream (`/ciba`) and a FAPI upstream (`/fapi`) on the emulator;
+    /// `fapi_routes` follows the FAPI upstream (e.g. `[upstream.routes.token]` tables).
+    pub async fn start_fapi(extra: &str, fapi_routes: &str) -> Self {
+        logs::install();
+        let keys = ClientKeyFiles::new();
+        let emulator = Emulator::start(
+            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n{extra}\n[keys]\njwks_file = \"{keys}\"\n[[upstream]]\nname = \"ciba\"\nkind = \"singpass-ciba\"\nissuer = \"{ciba}\"\n[[upstream]]\nname = \"fapi\"\nkind = \"singpass-fapi\"\nissuer = \"{fapi}\"\n{fapi_routes}\n",
+            keys = keys.private_path().display(),
+            ciba = emulator.ciba_issuer(),
+            fapi = emulator.fapi_issuer(),
+        );
+        Self::serve_config(keys, emulator, &text).await
+    }
+
     /// A proxy for `emulator` whose config replaces the harness's `[keys]` table with `keys_table`.
     pub async fn start_around(emulator: Emulator, keys: ClientKeyFiles, keys_table: &str) -> Self {
         logs::install();

@@ -1,6 +1,14 @@
 //! A small test-only Myinfo client that signs its own assertions and proofs with josekit
-//! (independently of the proxy), and a harness that drives a live emulator over HTTP.
+//! (independently of the proxy), and a harness that drives a live emulator over HTTP. Its
+//! FAPI 2.0 and CIBA side is in `fapi_client.rs`.
 
+mod ciba_checks;
+mod fapi_client;
+mod fapi_faults;
+mod fapi_flow;
+mod fapi_nonce;
+mod fapi_rejections;
+mod fapi_robustness;
 mod fault_checks;
 mod person_checks;
 mod quota_checks;

@@ -8,7 +8,7 @@ use http_body_util::Full;
 
 use super::{Harness, KeyPair, CLIENT_ID, REDIRECT_URI};
 
-const GARBAGE: [&str; 9] = [
+pub(super) const GARBAGE: [&str; 9] = [
     "",
     "not-a-jwt",
     "a.b.c",
