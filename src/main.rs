@@ -57,6 +57,20 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: std::net::SocketAddr,
     },
+    /// Run the strict Singpass emulator alone (Myinfo v4 under /com/v4, FAPI 2.0 under /fapi,
+    /// CIBA at the root) for offline development; its users consent at /com/v4/authorize and
+    /// /fapi/auth without a browser.
+    Emulator {
+        /// Where it listens.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The client id it accepts.
+        #[arg(long)]
+        client_id: String,
+        /// The client's PUBLIC JWKS file (e.g. from `keygen`: public-jwks.json).
+        #[arg(long)]
+        client_jwks: PathBuf,
+    },
     /// Print the public JWKS of the configured keys (to register with Singpass).
     Jwks {
         /// The config file.
@@ -80,6 +94,11 @@ fn main() -> ExitCode {
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
         Command::Demo { listen, admin } => demo(listen, admin),
+        Command::Emulator {
+            listen,
+            client_id,
+            client_jwks,
+        } => emulator(listen, client_id, &client_jwks),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -213,6 +232,27 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(),
     runtime
         .block_on(myinfo_proxy::demo::run(listen, admin, shutdown_signal()))
         .map_err(Failure::Other)
+}
+
+fn emulator(listen: std::net::SocketAddr, client_id: String, jwks: &Path) -> Result<(), Failure> {
+    let text = std::fs::read(jwks)
+        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", jwks.display())))?;
+    let set = josekit::jwk::JwkSet::from_bytes(&text)
+        .map_err(|e| Failure::Other(format!("{}: not a JWKS: {e}", jwks.display())))?;
+    if set.keys().iter().any(|k| k.parameter("d").is_some()) {
+        return Err(Failure::Other(format!(
+            "{} holds private keys: give the emulator the PUBLIC JWKS",
+            jwks.display()
+        )));
+    }
+    let config = myinfo_proxy::emulator::EmulatorConfig::new(client_id, set);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
+    runtime.block_on(async {
+        tokio::select! {
+            served = myinfo_proxy::emulator::serve_forever(config, listen) => served.map_err(|e| Failure::Other(format!("cannot listen on {listen}: {e}"))),
+            () = shutdown_signal() => Ok(()),
+        }
+    })
 }
 
 fn check_config(path: &Path) -> Result<(), Failure> {

@@ -198,3 +198,39 @@ async fn serve_runs_the_v4_flow_against_the_emulator() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The README's "run it" command: the demo completes both flows with every proof accepted.
+#[test]
+fn the_demo_runs_both_flows_with_every_proof_accepted() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let account: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("Try it yourself"))
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = account.join("\n");
+    assert!(text.contains("Singpass FAPI 2.0"), "{text}");
+    assert!(!text.contains("REJECTED"), "{text}");
+    assert!(
+        text.contains("503 (scripted: status 503"),
+        "the injected 503 is not in the account: {text}"
+    );
+    assert!(text.contains("AUTH_TOKEN_REUSED"));
+    assert!(text.contains("RESOURCE_RATE_LIMITED"));
+    assert!(text.contains("decrypted and verified the id_token"));
+    let accepted = text.matches("-> accepted").count();
+    assert!(accepted >= 6, "{accepted} accepted upstream calls: {text}");
+    let retries = text
+        .lines()
+        .find(|l| l.contains("myinfo_proxy_retries_total"))
+        .unwrap();
+    assert!(!retries.trim_end().ends_with(" 0"), "{retries}");
+}

@@ -385,3 +385,72 @@ async fn ciba_adds_the_assertion_and_passes_poll_answers_through_unretried() {
     }
     assert!(done.expect("the approved request never completed").json()["access_token"].is_string());
 }
+
+#[tokio::test]
+async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
+    let (logs, _guard) = common::logs::capture();
+    let h = Harness::start_fapi(
+        "",
+        "[upstream.routes.token]\ndecrypt = true\n[upstream.routes.userinfo]\ndecrypt = true",
+    )
+    .await;
+    h.emulator.require_dpop_nonce(true);
+    h.emulator.script(
+        EmulatorRoute::FapiToken,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1,
+    );
+    let login = par_and_consent(&h).await;
+    let token = h
+        .post_form("/fapi/token", &fapi_token_form(&login), &[])
+        .await;
+    assert_eq!(token.status, StatusCode::OK);
+    let access_token = token.json()["access_token"].as_str().unwrap().to_owned();
+    let id_token = token.json()["id_token"].as_str().unwrap().to_owned();
+    userinfo(&h, &access_token).await;
+    userinfo(&h, "wrong-token-abcdefghijkl").await;
+    let reused = h
+        .post_form("/fapi/token", &fapi_token_form(&login), &[])
+        .await;
+    assert!(reused.status.is_client_error());
+
+    let mut secrets = vec![
+        access_token,
+        id_token,
+        login.verifier.clone(),
+        login.code.clone(),
+    ];
+    for r in h.emulator.received() {
+        for (name, value) in &r.headers {
+            if name == "dpop" || name == "authorization" {
+                secrets.extend(value.split_whitespace().map(str::to_owned));
+            }
+        }
+        for (name, value) in form_urlencoded::parse(&r.body) {
+            if name == "client_assertion" {
+                secrets.push(value.into_owned());
+            }
+        }
+    }
+    for key in h.keys.private["keys"].as_array().unwrap() {
+        secrets.push(key["d"].as_str().unwrap().to_owned());
+    }
+    secrets.retain(|s| s.len() >= 12);
+    let text = logs.all_text();
+    assert!(text.contains("myinfo_proxy::access"));
+    let metrics = myinfo_proxy::metrics::render();
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret appears in the logs: {}...",
+            &secret[..8]
+        );
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "a secret appears in the metrics"
+        );
+    }
+}

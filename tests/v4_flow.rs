@@ -322,3 +322,21 @@ async fn h2c_from_the_app_runs_the_flow() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn person_decryption_returns_verified_plain_json() {
+    let h = Harness::start_configured_v4(|base| {
+        format!("base_url = \"{base}\"\njwks_url = \"{base}/jwks\"\n[upstream.routes.person]\ndecrypt = true\n")
+    })
+    .await;
+    let access_token = h.token(SUB, SCOPE).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let person = h.person(SUB, &access_token, SCOPE).await;
+    assert_eq!(person.status, StatusCode::OK, "{:?}", person.body);
+    assert_eq!(person.content_type(), "application/json");
+    let data = person.json();
+    assert_eq!(data["sub"], SUB);
+    assert!(data["uinfin"]["value"].is_string(), "{data}");
+}

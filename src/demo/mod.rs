@@ -2,6 +2,7 @@
 //! whole Myinfo v4 flow and a whole FAPI login through the proxy, with one injected 503 that is
 //! retried and one throttled burst; a readable account; then curl lines until Ctrl-C.
 
+mod fapi;
 mod report;
 mod v4;
 
@@ -80,9 +81,10 @@ pub async fn run(
     .map_err(|e| format!("emulator: {e}"))?;
     // The person route gets a small quota so that the demo's burst shows the rate limiter.
     let text = format!(
-        "client_id = \"{CLIENT_ID}\"\n[retry]\nbase_delay = \"50ms\"\n[keys]\njwks_file = \"{}\"\n[[upstream]]\nname = \"myinfo-v4\"\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n[upstream.routes.person.rate_limit]\nper_second = 2\nburst = 2\nmax_wait = \"100ms\"\n",
+        "client_id = \"{CLIENT_ID}\"\n[retry]\nbase_delay = \"50ms\"\n[keys]\njwks_file = \"{}\"\n[[upstream]]\nname = \"myinfo-v4\"\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n[upstream.routes.person.rate_limit]\nper_second = 2\nburst = 2\nmax_wait = \"100ms\"\n[[upstream]]\nname = \"singpass-fapi\"\nkind = \"singpass-fapi\"\nissuer = \"{}\"\n[upstream.routes.token]\ndecrypt = true\n[upstream.routes.userinfo]\ndecrypt = true\n",
         key_path.display(),
         emulator.base_url(),
+        emulator.fapi_issuer(),
     );
     let config = Config::from_toml(&text, &dir).map_err(|e| e.to_string())?;
     let proxy = Proxy::from_config(&config).map_err(|e| e.to_string())?;
@@ -139,6 +141,7 @@ pub async fn run(
     };
     v4::flow(&app, &emulator, &private).await?;
     v4::burst(&app).await?;
+    fapi::login(&app, &emulator).await?;
     report::metrics_summary();
 
     let verifier = "demo-verifier-0123456789-0123456789-0123456789";

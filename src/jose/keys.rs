@@ -276,6 +276,9 @@ fn encryption_key(jwk: &Jwk, kid: &str) -> Result<EncryptionKey, KeyError> {
     let decrypter = |alg: &josekit::jwe::alg::ecdh_es::EcdhEsJweAlgorithm| {
         let mut for_decrypt = jwk.clone();
         for_decrypt.set_algorithm(alg.name());
+        // Without a kid here, josekit also opens JWEs that name none; `unwrap::decrypt`
+        // matches kids itself (by kid, else each key in turn).
+        let _ = for_decrypt.set_parameter("kid", None);
         alg.decrypter_from_jwk(&for_decrypt)
             .map_err(|e| KeyError::Invalid(format!("enc key `{kid}`: {}", short_reason(&e))))
     };

@@ -92,6 +92,24 @@ base_url = "{base}"
         Self::serve_config(keys, emulator, &text).await
     }
 
+    /// A v4 proxy whose `[[upstream]]` table body (after `kind`) is `table(emulator base URL)`.
+    pub async fn start_configured_v4(table: impl Fn(&str) -> String) -> Self {
+        logs::install();
+        let keys = ClientKeyFiles::new();
+        let emulator = Emulator::start(
+            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n[keys]\njwks_file = \"{}\"\n[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\n{}",
+            keys.private_path().display(),
+            table(&emulator.base_url())
+        );
+        Self::serve_config(keys, emulator, &text).await
+    }
+
     /// A proxy with a CIBA upstream (`/ciba`) and a FAPI upstream (`/fapi`) on the emulator;
     /// `fapi_routes` follows the FAPI upstream (e.g. `[upstream.routes.token]` tables).
     pub async fn start_fapi(extra: &str, fapi_routes: &str) -> Self {

@@ -131,3 +131,41 @@ fn signature_checks_name_unknown_keys_and_reject_forgeries() {
         Err(UnwrapError::Signature(_))
     ));
 }
+
+#[test]
+fn decryption_tries_every_enc_key_when_the_jwe_names_none() {
+    let (a, _) = generate_client_jwks().unwrap();
+    let (b, _) = generate_client_jwks().unwrap();
+    // One private JWKS with a's sig and enc keys and b's enc key (mid-rotation).
+    let enc_b = b["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["use"] == "enc")
+        .unwrap()
+        .clone();
+    let mut combined = a.clone();
+    combined["keys"].as_array_mut().unwrap().push(enc_b.clone());
+    let keys = ClientKeys::from_private_jwks(combined.to_string().as_bytes()).unwrap();
+    assert_eq!(keys.encryption().len(), 2);
+    let mut to_b = Jwk::from_map(enc_b.as_object().unwrap().clone())
+        .unwrap()
+        .to_public_key()
+        .unwrap();
+    to_b.set_algorithm("ECDH-ES+A256KW");
+    let up = upstream("sp-1");
+    let jws = sign(&up, r#"{"sub":"s"}"#);
+    let unnamed = encrypt(&to_b, &ECDH_ES_A256KW, "A256CBC-HS512", None, &jws);
+    assert!(verify(&decrypt(&unnamed, keys.encryption()).unwrap(), &up.jwks).is_ok());
+    let named = encrypt(
+        &to_b,
+        &ECDH_ES_A256KW,
+        "A256GCM",
+        Some(enc_b["kid"].as_str().unwrap()),
+        &jws,
+    );
+    assert!(decrypt(&named, keys.encryption()).is_ok());
+    // Without b's key, neither opens.
+    let only_a = ClientKeys::from_private_jwks(a.to_string().as_bytes()).unwrap();
+    assert!(decrypt(&unnamed, only_a.encryption()).is_err());
+}
