@@ -3,7 +3,7 @@
 //! before the first success does a request fail for want of metadata.
 
 use crate::error::{BoxError, ProblemCode, ProxyError};
-use crate::upstream::UpstreamClient;
+use crate::upstream::UpstreamService;
 use bytes::Bytes;
 use http::{Request, Response};
 use moka::sync::Cache;
@@ -79,7 +79,7 @@ struct Fetched<T> {
 /// Fetches and caches one issuer's metadata and JWKS.
 pub struct Discovery {
     issuer: String,
-    client: UpstreamClient,
+    client: UpstreamService,
     refresh_after: Duration,
     timeout: Duration,
     metadata: Cache<(), Fetched<Metadata>>,
@@ -102,7 +102,7 @@ impl Discovery {
     /// Discovery for `issuer`, refreshed every `refresh_after`, each fetch bounded by `timeout`.
     pub fn new(
         issuer: &str,
-        client: UpstreamClient,
+        client: UpstreamService,
         refresh_after: Duration,
         timeout: Duration,
     ) -> Self {
@@ -219,7 +219,7 @@ impl Discovery {
 /// An upstream JWKS by URL, cached and refreshed like discovery. A refetch for an unknown
 /// `kid` happens at most every 30 s, so a flood of forged kids cannot hammer the upstream.
 pub struct JwksCache {
-    client: UpstreamClient,
+    client: UpstreamService,
     refresh_after: Duration,
     timeout: Duration,
     sets: Cache<String, Fetched<josekit::jwk::JwkSet>>,
@@ -234,7 +234,7 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// A cache fetching through `client`.
-    pub fn new(client: UpstreamClient, refresh_after: Duration, timeout: Duration) -> Self {
+    pub fn new(client: UpstreamService, refresh_after: Duration, timeout: Duration) -> Self {
         Self {
             client,
             refresh_after,
@@ -302,7 +302,7 @@ impl JwksCache {
 }
 
 async fn get_bytes(
-    client: &UpstreamClient,
+    client: &UpstreamService,
     url: &str,
     timeout: Duration,
 ) -> Result<Bytes, ProxyError> {

@@ -4,7 +4,8 @@ use clap::{Parser, Subcommand};
 use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
 use myinfo_proxy::key_source::load_client_keys;
-use myinfo_proxy::server::{serve, serve_tls, serve_with, Proxy};
+use myinfo_proxy::proxy::Proxy;
+use myinfo_proxy::server::{serve, serve_tls, serve_with};
 use myinfo_proxy::upstream::tls_config;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -283,11 +284,11 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         humantime::format_duration(t.overall)
     );
     println!("  max_request_body   {} bytes", config.max_request_body);
-    let client = myinfo_proxy::upstream::UpstreamClient::new(
+    let client = tower::util::BoxCloneSyncService::new(myinfo_proxy::upstream::upstream_client(
         tls_config(&config.tls).map_err(cfg_err)?,
         config.timeouts.connect,
         config.max_response_body,
-    );
+    ));
     for up in &config.upstreams {
         println!("  upstream {:?} ({:?}, {})", up.name, up.kind, up.base_url);
     }

@@ -5,7 +5,7 @@ use crate::discovery::{Discovery, Endpoint, JwksCache, Metadata};
 use crate::error::ProxyError;
 use crate::jose::EphemeralKey;
 use crate::layer::rate_limit::{GlobalLimiter, RouteLimiter};
-use crate::upstream::UpstreamClient;
+use crate::upstream::UpstreamService;
 use http::Method;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
@@ -280,7 +280,7 @@ pub enum RouteMatch {
 impl RouteTable {
     /// The routes of every configured upstream. FAPI and CIBA upstreams get a [`Discovery`]
     /// that fetches through `client`.
-    pub fn new(config: &Config, client: &UpstreamClient) -> Self {
+    pub fn new(config: &Config, client: &UpstreamService) -> Self {
         let global = config
             .global_rate_limit
             .map(|q| Arc::new(GlobalLimiter::new(q)));

@@ -1,8 +1,8 @@
 //! The one place that orders the layers (outermost first):
 //!
 //! ```text
-//! rescue -> overall timeout -> retry -> rate limit -> error log -> inject -> attempt timeout
-//!   -> upstream
+//! metrics -> rescue -> overall timeout -> retry -> rate limit -> error log -> inject
+//!   -> attempt timeout -> upstream
 //! ```
 //!
 //! Inject sits inside retry, so every attempt gets a new assertion `jti` and a new proof; the
@@ -11,8 +11,10 @@
 //! sits outside everything, so the app always gets an answer.
 
 use crate::config::Config;
-use crate::layer::{ErrorLogLayer, InjectLayer, RateLimitLayer, RescueLayer, RetryLayer, Signing};
-use crate::upstream::UpstreamClient;
+use crate::layer::{
+    ErrorLogLayer, InjectLayer, MetricsLayer, RateLimitLayer, RescueLayer, RetryLayer, Signing,
+};
+use crate::upstream::UpstreamService;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::convert::Infallible;
@@ -24,8 +26,9 @@ use tower::ServiceBuilder;
 pub type ProxyService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, Infallible>;
 
 /// Wraps `upstream` in every layer, in the order above.
-pub fn build(config: &Config, signing: Signing, upstream: UpstreamClient) -> ProxyService {
+pub fn build(config: &Config, signing: Signing, upstream: UpstreamService) -> ProxyService {
     let service = ServiceBuilder::new()
+        .layer(MetricsLayer)
         .layer(RescueLayer)
         .layer(TimeoutLayer::new(config.timeouts.overall))
         .layer(RetryLayer)

@@ -1,4 +1,5 @@
-//! The upstream HTTP client: pooled HTTP/1.1 and HTTP/2 over rustls. Knows nothing about auth.
+//! The upstream HTTP client: pooled HTTP/1.1 and HTTP/2 over rustls, and the adapter that lets
+//! the layers work on buffered bodies over any HTTP client. Knows nothing about auth.
 
 use crate::config::{ConfigError, Roots, TlsConfig};
 use crate::error::{BoxError, ProblemCode, ProxyError};
@@ -16,61 +17,96 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tower::util::BoxCloneSyncService;
 
-/// A tower service that sends a buffered request upstream and buffers the answer (up to a cap),
-/// so that the layers above can inspect error bodies and replay requests.
-#[derive(Clone)]
-pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+/// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
+/// out (so that retry can replay requests and the layers can read error bodies).
+pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
+
+/// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
+pub type UpstreamClient = BufferBodies<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
+
+/// Builds the default upstream client with the given trust roots and connect timeout, capping
+/// answers at `max_response_body` bytes.
+pub fn upstream_client(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+    max_response_body: usize,
+) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https);
+    BufferBodiesLayer::new(max_response_body).layer(client)
+}
+
+/// Builds [`BufferBodies`].
+#[derive(Debug, Clone, Copy)]
+pub struct BufferBodiesLayer {
     max_response_body: usize,
 }
 
-impl std::fmt::Debug for UpstreamClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamClient")
-            .field("max_response_body", &self.max_response_body)
-            .finish()
+impl BufferBodiesLayer {
+    /// Answers larger than `max_response_body` bytes become a 502 problem.
+    pub fn new(max_response_body: usize) -> Self {
+        Self { max_response_body }
     }
 }
 
-impl UpstreamClient {
-    /// A client with the given trust roots, connect timeout and answer cap.
-    pub fn new(
-        tls: rustls::ClientConfig,
-        connect_timeout: Duration,
-        max_response_body: usize,
-    ) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
-        Self {
-            client,
-            max_response_body,
+impl<S> tower::Layer<S> for BufferBodiesLayer {
+    type Service = BufferBodies<S>;
+    fn layer(&self, inner: S) -> BufferBodies<S> {
+        BufferBodies {
+            inner,
+            max_response_body: self.max_response_body,
         }
     }
 }
 
-impl tower::Service<Request<Bytes>> for UpstreamClient {
+/// Adapts any HTTP client service (`Request<Full<Bytes>>` in, `Response<impl Body>` out, such
+/// as hyper-util's legacy client) to buffered `Request<Bytes>` / `Response<Bytes>`.
+#[derive(Clone)]
+pub struct BufferBodies<S> {
+    inner: S,
+    max_response_body: usize,
+}
+
+impl<S> std::fmt::Debug for BufferBodies<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferBodies")
+            .field("max_response_body", &self.max_response_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> tower::Service<Request<Bytes>> for BufferBodies<S>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<Bytes>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let client = self.client.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         let cap = self.max_response_body;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
@@ -79,24 +115,19 @@ impl tower::Service<Request<Bytes>> for UpstreamClient {
                     .headers
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
-            let res = client
-                .request(Request::from_parts(parts, Full::new(body)))
-                .await?;
+            let res = inner
+                .call(Request::from_parts(parts, Full::new(body)))
+                .await
+                .map_err(Into::into)?;
             let (parts, body) = res.into_parts();
             let bytes = Limited::new(body, cap)
                 .collect()
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        ProxyError::new(
-                            ProblemCode::ProviderResponseTooLarge,
-                            format!("the upstream answer is larger than max_response_body ({cap} bytes)"),
-                        )
+                        ProxyError::new(ProblemCode::ProviderResponseTooLarge, format!("the upstream answer is larger than max_response_body ({cap} bytes)"))
                     } else {
-                        ProxyError::new(
-                            ProblemCode::ProviderUnreachable,
-                            format!("the upstream connection failed while its answer was read: {e}"),
-                        )
+                        ProxyError::new(ProblemCode::ProviderUnreachable, format!("the upstream connection failed while its answer was read: {e}"))
                     }
                 })?
                 .to_bytes();
@@ -105,6 +136,7 @@ impl tower::Service<Request<Bytes>> for UpstreamClient {
     }
 }
 
+use tower::Layer as _;
 /// Builds the rustls client config from the configured roots and optional extra CA file.
 pub fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();

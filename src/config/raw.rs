@@ -6,151 +6,151 @@ use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File {
-    pub listen: Option<String>,
-    pub client_id: Option<String>,
-    pub max_request_body: Option<usize>,
-    pub max_response_body: Option<usize>,
+pub(crate) struct File {
+    pub(crate) listen: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) max_request_body: Option<usize>,
+    pub(crate) max_response_body: Option<usize>,
     #[serde(default, with = "humantime_serde")]
-    pub assertion_lifetime: Option<Duration>,
-    pub keys: Option<Keys>,
+    pub(crate) assertion_lifetime: Option<Duration>,
+    pub(crate) keys: Option<Keys>,
     #[serde(default)]
-    pub timeouts: Timeouts,
+    pub(crate) timeouts: Timeouts,
     #[serde(default)]
-    pub tls: Tls,
+    pub(crate) tls: Tls,
     #[serde(default)]
-    pub upstream: Vec<Upstream>,
+    pub(crate) upstream: Vec<Upstream>,
     #[serde(default)]
-    pub retry: Retry,
+    pub(crate) retry: Retry,
     #[serde(default)]
-    pub rate_limit: RateLimit,
-    pub problem_doc_url: Option<String>,
+    pub(crate) rate_limit: RateLimit,
+    pub(crate) problem_doc_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
-    pub drain_timeout: Option<Duration>,
+    pub(crate) drain_timeout: Option<Duration>,
     #[serde(default)]
-    pub admin: Admin,
+    pub(crate) admin: Admin,
     #[serde(default)]
-    pub log: Log,
+    pub(crate) log: Log,
     #[serde(default)]
-    pub inbound: Inbound,
+    pub(crate) inbound: Inbound,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Inbound {
-    pub allow_unauthenticated: Option<bool>,
+pub(crate) struct Inbound {
+    pub(crate) allow_unauthenticated: Option<bool>,
     #[serde(default)]
     pub api_key_sha256: Vec<String>,
-    pub tls_cert_file: Option<PathBuf>,
-    pub tls_key_file: Option<PathBuf>,
-    pub client_ca_file: Option<PathBuf>,
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    pub(crate) tls_key_file: Option<PathBuf>,
+    pub(crate) client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Admin {
-    pub enabled: Option<bool>,
-    pub listen: Option<String>,
-    pub jwks_on_main_listener: Option<bool>,
+pub(crate) struct Admin {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) listen: Option<String>,
+    pub(crate) jwks_on_main_listener: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Log {
-    pub format: Option<super::LogFormat>,
+pub(crate) struct Log {
+    pub(crate) format: Option<super::LogFormat>,
 }
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct Retry {
-    pub max_retries: Option<u32>,
+pub(crate) struct Retry {
+    pub(crate) max_retries: Option<u32>,
     #[serde(default, with = "humantime_serde")]
-    pub base_delay: Option<Duration>,
+    pub(crate) base_delay: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub max_delay: Option<Duration>,
+    pub(crate) max_delay: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub retry_after_cap: Option<Duration>,
-    pub budget_percent: Option<f32>,
-    pub budget_min_per_second: Option<u32>,
+    pub(crate) retry_after_cap: Option<Duration>,
+    pub(crate) budget_percent: Option<f32>,
+    pub(crate) budget_min_per_second: Option<u32>,
 }
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    pub enabled: Option<bool>,
-    pub per_second: Option<f64>,
-    pub burst: Option<u32>,
+pub(crate) struct RateLimit {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) per_second: Option<f64>,
+    pub(crate) burst: Option<u32>,
     #[serde(default, with = "humantime_serde")]
-    pub max_wait: Option<Duration>,
-    pub global: Option<GlobalQuota>,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) global: Option<GlobalQuota>,
 }
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct GlobalQuota {
-    pub per_second: f64,
-    pub burst: u32,
+pub(crate) struct GlobalQuota {
+    pub(crate) per_second: f64,
+    pub(crate) burst: u32,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
-    pub decrypt: Option<bool>,
+pub(crate) struct Route {
+    pub(crate) decrypt: Option<bool>,
     #[serde(default)]
-    pub retry: Retry,
+    pub(crate) retry: Retry,
     #[serde(default)]
-    pub rate_limit: RateLimit,
+    pub(crate) rate_limit: RateLimit,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Keys {
-    pub active_sig_kid: Option<String>,
+pub(crate) struct Keys {
+    pub(crate) active_sig_kid: Option<String>,
     #[serde(default, with = "humantime_serde")]
-    pub reload_interval: Option<Duration>,
-    pub jwks_file: Option<PathBuf>,
-    pub jwks_env: Option<String>,
-    pub sig_pem_file: Option<PathBuf>,
-    pub sig_pem_env: Option<String>,
-    pub sig_kid: Option<String>,
-    pub enc_pem_file: Option<PathBuf>,
-    pub enc_pem_env: Option<String>,
-    pub enc_kid: Option<String>,
+    pub(crate) reload_interval: Option<Duration>,
+    pub(crate) jwks_file: Option<PathBuf>,
+    pub(crate) jwks_env: Option<String>,
+    pub(crate) sig_pem_file: Option<PathBuf>,
+    pub(crate) sig_pem_env: Option<String>,
+    pub(crate) sig_kid: Option<String>,
+    pub(crate) enc_pem_file: Option<PathBuf>,
+    pub(crate) enc_pem_env: Option<String>,
+    pub(crate) enc_kid: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     #[serde(default, with = "humantime_serde")]
-    pub connect: Option<Duration>,
+    pub(crate) connect: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub attempt: Option<Duration>,
+    pub(crate) attempt: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub overall: Option<Duration>,
+    pub(crate) overall: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Tls {
-    pub roots: Option<super::Roots>,
-    pub extra_ca_file: Option<PathBuf>,
+pub(crate) struct Tls {
+    pub(crate) roots: Option<super::Roots>,
+    pub(crate) extra_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Upstream {
-    pub name: Option<String>,
-    pub kind: super::UpstreamKind,
-    pub base_url: Option<String>,
-    pub issuer: Option<String>,
-    pub jwks_url: Option<String>,
+pub(crate) struct Upstream {
+    pub(crate) name: Option<String>,
+    pub(crate) kind: super::UpstreamKind,
+    pub(crate) base_url: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) jwks_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
-    pub login_ttl: Option<Duration>,
+    pub(crate) login_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
-    pub discovery_refresh: Option<Duration>,
-    pub local_prefix: Option<String>,
+    pub(crate) discovery_refresh: Option<Duration>,
+    pub(crate) local_prefix: Option<String>,
     #[serde(default, with = "humantime_serde")]
-    pub token_ttl_cap: Option<Duration>,
+    pub(crate) token_ttl_cap: Option<Duration>,
     #[serde(default)]
-    pub routes: std::collections::BTreeMap<String, Route>,
+    pub(crate) routes: std::collections::BTreeMap<String, Route>,
 }

@@ -52,15 +52,25 @@ pub enum Fault {
     /// A status outside 200–599 is answered as 500; a `retry_after` that is not a valid header
     /// value is left out.
     Status {
+        /// The status to answer.
         status: u16,
+        /// A `Retry-After` value, sent verbatim.
         retry_after: Option<String>,
     },
     /// 400 with a Singpass body whose `error` is "TOO_MANY_REQUESTS" (throttling signalled in
     /// the body, not the status), optional Retry-After.
-    TooManyRequestsBody { retry_after: Option<String> },
+    TooManyRequestsBody {
+        /// A `Retry-After` value, sent verbatim.
+        retry_after: Option<String>,
+    },
     /// An OAuth-style error body `{"error": <code>, "error_description": ..., "id", "trace_id"}`
     /// with this status, e.g. (503, "temporarily_unavailable") or (500, "server_error").
-    OAuthError { status: u16, error: String },
+    OAuthError {
+        /// The status to answer.
+        status: u16,
+        /// The OAuth `error` code.
+        error: String,
+    },
     /// Wait this long (tokio::time::sleep, so paused-time tests control it), then handle the
     /// request normally.
     Delay(Duration),

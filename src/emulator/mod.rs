@@ -78,6 +78,7 @@ use state::{AuthorizationCode, EmulatorState};
 /// How the emulator is set up: which client it knows and where it serves.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
+    /// The client id it accepts (assertion `iss`/`sub`, form `client_id`).
     pub client_id: String,
     /// The client's PUBLIC JWKS (an ES256 `use=sig` key and an ECDH-ES+A256KW `use=enc` key,
     /// P-256).
@@ -90,6 +91,7 @@ pub struct EmulatorConfig {
 }
 
 impl EmulatorConfig {
+    /// A config for `client_id` with its public JWKS, v4 under `/com/v4`, tokens of 30 min.
     pub fn new(client_id: impl Into<String>, client_jwks: JwkSet) -> Self {
         EmulatorConfig {
             client_id: client_id.into(),
@@ -103,11 +105,17 @@ impl EmulatorConfig {
 /// One request as the emulator received it, and how it answered.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The HTTP method.
     pub method: String,
+    /// The path, without query.
     pub path: String,
+    /// The query, if any.
     pub query: Option<String>,
+    /// Every header, names in lower case, in order.
     pub headers: Vec<(String, String)>,
+    /// The body as received.
     pub body: Bytes,
+    /// The status answered (0: no answer, for Hang and Drop).
     pub status: u16,
     /// The `error_description` it answered with, None on success.
     pub rejection: Option<String>,
@@ -115,6 +123,7 @@ pub struct Received {
     /// their signature verified). For a request that an injected fault or the quota answered,
     /// they are read from the payloads unverified, and not spent.
     pub assertion_jti: Option<String>,
+    /// jti of the DPoP proof (as `assertion_jti`).
     pub proof_jti: Option<String>,
     /// When the request arrived, by the tokio clock (paused-time tests control it). The log is
     /// in order of answering; a delayed request is logged after quicker later ones.
@@ -128,6 +137,7 @@ pub struct Received {
     /// `id` and `trace_id` of the error body answered (injected or a real refusal); None on
     /// success and when no answer was sent. `status` is 0 when none was (Hang, Drop).
     pub error_id: Option<String>,
+    /// `trace_id` of the error body answered (as `error_id`).
     pub trace_id: Option<String>,
 }
 
@@ -157,6 +167,7 @@ impl Emulator {
         })
     }
 
+    /// The address it is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

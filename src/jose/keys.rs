@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The only key-agreement algorithm Singpass registers for the client's `enc` key.
-pub const ENC_ALG: &str = "ECDH-ES+A256KW";
+pub(crate) const ENC_ALG: &str = "ECDH-ES+A256KW";
 
 /// Why the configured client keys cannot be used. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]

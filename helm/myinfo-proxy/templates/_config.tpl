@@ -106,6 +106,15 @@ extra_ca_file = {{ printf "%s/%s" (include "myinfo-proxy.paths.extraCaDir" $) (.
 {{ end -}}
 
 {{- /*
+"myinfo-proxy.configFile": config.toml exactly as the ConfigMap holds it (and as checksum/config
+hashes it): no trailing blanks, so that kubectl shows it as a block, and one final newline.
+*/ -}}
+{{- define "myinfo-proxy.configFile" -}}
+{{- regexReplaceAll "(?m)[ \t]+$" (include "myinfo-proxy.configToml" . | trim) "" -}}
+{{- "\n" -}}
+{{- end -}}
+
+{{- /*
 "myinfo-proxy.tomlPairs": the scalar and list members of a map as `snake_case = value` lines,
 sorted by key; nested maps (sub-tables) and nulls are skipped. Keys are camelCase in values.
 */ -}}

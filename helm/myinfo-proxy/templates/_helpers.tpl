@@ -101,7 +101,7 @@ Checksums that roll the pods when the config or the Secrets' names change. The k
 content is not hashed: the proxy re-reads the key file, so a rotation needs no restart.
 */ -}}
 {{- define "myinfo-proxy.checksumAnnotations" -}}
-checksum/config: {{ include "myinfo-proxy.configToml" . | sha256sum }}
+checksum/config: {{ include "myinfo-proxy.configFile" . | sha256sum }}
 checksum/secrets: {{ printf "keys=%s/%s mtls=%s" .Values.keys.existingSecret .Values.keys.jwksKey (include "myinfo-proxy.mtlsSecret" .) | sha256sum }}
 {{- end -}}
 

@@ -1,0 +1,131 @@
+"""The proxy accepts what the chart renders (check-config), and the image fits the chart."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from cases_egress import egress_values
+from cases_sidecar import vendored_example
+from harness import API_KEY_HASH, BASE, EGRESS_EXAMPLE, ROOT, Skip, case, config_of, merge, render
+
+
+def proxy_binary() -> Path | None:
+    env = os.environ.get("MYINFO_PROXY_BIN")
+    if env:
+        path = Path(env)
+        assert path.is_file(), f"MYINFO_PROXY_BIN={env} does not exist"
+        return path
+    for build in ("debug", "release"):
+        path = ROOT / "target" / build / "myinfo-proxy"
+        if path.is_file():
+            return path
+    return None
+
+
+def check_config_with_proxy(binary: Path, docs, tmp: Path) -> str:
+    """Run `myinfo-proxy check-config` on the rendered config.toml, with the chart's mount paths
+    moved under tmp and filled like the cluster would: keys from keygen, TLS files from openssl."""
+    etc = tmp / "etc" / "myinfo-proxy"
+    text, config = config_of(docs)
+    text = text.replace("/etc/myinfo-proxy/", f"{etc}/")
+    keys_dir = Path(config["keys"]["jwks_file"].replace("/etc/myinfo-proxy/", f"{etc}/")).parent
+    subprocess.run([binary, "keygen", "--out", keys_dir], check=True, capture_output=True)
+    wanted = Path(config["keys"]["jwks_file"]).name
+    if wanted != "private-jwks.json":
+        (keys_dir / "private-jwks.json").rename(keys_dir / wanted)
+    pem_paths = [v for v in config.get("inbound", {}).values() if isinstance(v, str) and v.startswith("/etc/")]
+    pem_paths += [config["tls"]["extra_ca_file"]] if "extra_ca_file" in config["tls"] else []
+    if pem_paths:
+        if not shutil.which("openssl"):
+            raise Skip("openssl is needed to make test certificates")
+        key, crt = tmp / "t.key", tmp / "t.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=myinfo-proxy-test",
+             "-addext", "subjectAltName=DNS:myinfo-proxy"],
+            check=True, capture_output=True,
+        )
+        for p in pem_paths:
+            dest = Path(p.replace("/etc/myinfo-proxy/", f"{etc}/"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(key if p.endswith(".key") else crt, dest)
+    cfg = tmp / "config.toml"
+    cfg.write_text(text)
+    run = subprocess.run([binary, "check-config", "--config", cfg], capture_output=True, text=True)
+    assert run.returncode == 0, f"myinfo-proxy check-config refused the chart's config:\n{run.stdout}{run.stderr}\n--- config.toml ---\n{text}"
+    return run.stdout
+
+
+@case("myinfo-proxy check-config accepts every rendered config.toml")
+def _():
+    binary = proxy_binary()
+    if binary is None:
+        raise Skip("no myinfo-proxy binary (cargo build, or set MYINFO_PROXY_BIN)")
+    cases = {
+        "sidecar": render(merge(BASE)),
+        "egress api-key": render(egress_values("api-key", False, False, True)),
+        "egress mtls": render(egress_values("mtls", False, False, True)),
+        "egress unauthenticated": render(egress_values("unauthenticated", False, False, True)),
+    }
+    every = egress_values("mtls", True, True, True, {
+        "inbound": {"apiKeySha256": [API_KEY_HASH]},
+        "keys": {"jwksKey": "jwks.json", "activeSigKid": ""},
+        "config": {
+            "tls": {"roots": "both", "extraCaConfigMap": {"name": "corp-ca"}},
+            "rateLimit": {"global": {"perSecond": 50, "burst": 60}},
+            "problemDocUrl": "https://runbooks.example.com/myinfo-proxy",
+            "upstreams": [
+                {"kind": "myinfo-v4", "baseUrl": "https://test.api.myinfo.gov.sg/com/v4",
+                 "jwksUrl": "https://test.authorise.singpass.gov.sg/.well-known/keys.json",
+                 "routes": {"person": {"decrypt": True, "retry": {"maxRetries": 0}},
+                            "token": {"rateLimit": {"perSecond": 5, "burst": 5, "maxWait": "100ms"}}}},
+                {"kind": "singpass-fapi", "issuer": "https://stg-id.singpass.gov.sg/fapi",
+                 "routes": {"userinfo": {"decrypt": True}}},
+                {"kind": "singpass-ciba", "issuer": "https://stg-id.singpass.gov.sg"},
+            ],
+        },
+    })
+    cases["egress every option"] = render(every)
+    cases["egress example"] = render(yaml.safe_load(EGRESS_EXAMPLE.read_text()))
+    with tempfile.TemporaryDirectory() as tmp:
+        cases["example app"] = render({}, chart=vendored_example(Path(tmp)), release="shop")
+    for name, docs in cases.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = check_config_with_proxy(binary, docs, Path(tmp))
+            if name == "egress unauthenticated":
+                assert "allow_unauthenticated" in out, f"no start-up warning for allowUnauthenticated:\n{out}"
+
+
+# ---- the image ---------------------------------------------------------------------------------
+
+
+@case("Dockerfile: runtime has the proxy's shared libraries, uid 65532, the chart's config path")
+def _():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    runtime = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert runtime.startswith("debian:bookworm-slim"), "runtime stage changed: re-check its libraries"
+    assert re.search(r"\blibssl3\b", runtime) and re.search(r"\bca-certificates\b", runtime)
+    assert "USER 65532:65532" in runtime
+    assert 'ENTRYPOINT ["/usr/local/bin/myinfo-proxy"]' in runtime
+    assert 'CMD ["serve", "--config", "/etc/myinfo-proxy/config.toml"]' in runtime
+    assert "cargo build --release --locked" in dockerfile
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert "target/" in ignore and ".git/" in ignore
+    binary = proxy_binary()
+    if binary and shutil.which("ldd"):
+        # libssl3 (bookworm) ships libssl.so.3 and libcrypto.so.3; libc6/libgcc-s1 are in slim.
+        in_slim = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libgcc_s.so.1", "libpthread.so.0",
+                   "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+        from_libssl3 = {"libssl.so.3", "libcrypto.so.3"}
+        libs = {Path(line.split()[0]).name for line in subprocess.run(["ldd", binary], capture_output=True, text=True).stdout.splitlines() if line.strip()}
+        unknown = libs - in_slim - from_libssl3
+        assert not unknown, f"the binary needs libraries the runtime image may lack: {unknown}"
+
+

@@ -1,0 +1,55 @@
+//! Metrics: counts every request and its duration by route and status, as the app saw it
+//! (outside rescue, so problem answers count too).
+
+use crate::route::RequestContext;
+use bytes::Bytes;
+use http::{Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Builds [`Metrics`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+    fn layer(&self, inner: S) -> Metrics<S> {
+        Metrics { inner }
+    }
+}
+
+/// Records `myinfo_proxy_requests_total` and `myinfo_proxy_request_duration_seconds`.
+#[derive(Debug, Clone)]
+pub struct Metrics<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request<Bytes>> for Metrics<S>
+where
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+{
+    type Response = Response<Bytes>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<RequestContext>()
+            .map_or("none", |c| c.route.kind.label());
+        let started = tokio::time::Instant::now();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let res = answer.await?;
+            crate::metrics::request(route, res.status().as_u16(), started.elapsed());
+            Ok(res)
+        })
+    }
+}
