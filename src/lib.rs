@@ -1,4 +1,93 @@
-//! myinfo-proxy: signs every Singpass Myinfo v4 and FAPI 2.0 call for the app behind it.
+//! # myinfo-proxy
+//!
+//! Signs every Singpass Myinfo v4 and FAPI 2.0 call for the app behind it: client assertions,
+//! one-time DPoP proofs from one ephemeral key per transaction or login, DPoP-bound tokens,
+//! DPoP nonces; retries 502/503 with fresh proofs, keeps under rate limits, logs the `id` and
+//! `trace_id` of every upstream error. It runs as a sidecar or egress proxy (the
+//! `myinfo-proxy` binary), or inside any Rust service as a stack of tower layers (this crate).
+//!
+//! ## The layers, outermost first
+//!
+//! ```text
+//! metrics      (layer::MetricsLayer)    what the app saw: requests and durations by route
+//! rescue       (layer::RescueLayer)     every error becomes a problem+json answer
+//! timeout      (tower TimeoutLayer)     timeouts.overall
+//! retry        (layer::RetryLayer)      502/503, retryable OAuth errors, no-answer failures;
+//!                                       backoff with full jitter, Retry-After, budget, deadline
+//! rate limit   (layer::RateLimitLayer)  per-route (and global) GCRA; pause and AIMD on 429
+//! error log    (layer::ErrorLogLayer)   one event per failed attempt, with id and trace_id
+//! inject       (layer::InjectLayer)     client assertion, DPoP proof, Authorization: DPoP,
+//!                                       nonce retry, token and login bindings, decryption
+//! timeout      (tower TimeoutLayer)     timeouts.attempt
+//! upstream     (upstream::BufferBodies) any HTTP client, bodies buffered
+//! ```
+//!
+//! [`stack::build`] is the one place that orders them. Inject sits inside retry, so every
+//! attempt is signed afresh with the same ephemeral key. The layers act on requests that carry
+//! a [`route::RequestContext`]; [`Proxy`] makes it from the local path a request names (for
+//! example `/com/v4/token`), exactly as the server does for each HTTP request.
+//!
+//! ## Use it in process
+//!
+//! Build a [`Proxy`] from a [`Config`] (the same file the binary reads, or a string), with the
+//! built-in client or your own HTTP client wrapped in [`upstream::BufferBodies`], and call it
+//! with what the app would have sent to Myinfo. Here against the crate's strict emulator:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
+//! use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
+//! use myinfo_proxy::upstream::BufferBodiesLayer;
+//! use myinfo_proxy::{Config, Proxy};
+//! use tower::{Layer, Service, ServiceExt};
+//!
+//! // Throwaway client keys; the emulator knows the public half.
+//! let (private, public) = generate_client_jwks()?;
+//! let dir = std::env::temp_dir().join(format!("myinfo-proxy-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! std::fs::write(dir.join("private-jwks.json"), private.to_string())?;
+//! let jwks = josekit::jwk::JwkSet::from_bytes(public.to_string())?;
+//! let emulator = Emulator::start(EmulatorConfig::new("MY-CLIENT", jwks), "127.0.0.1:0".parse()?).await?;
+//!
+//! let config = Config::from_toml(
+//!     &format!(
+//!         "client_id = \"MY-CLIENT\"\n[keys]\njwks_file = \"private-jwks.json\"\n\
+//!          [[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n",
+//!         emulator.base_url()
+//!     ),
+//!     &dir,
+//! )?;
+//! // Any tower HTTP client will do; here hyper-util's, with bodies buffered.
+//! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+//! let mut proxy = Proxy::builder(&config).upstream(BufferBodiesLayer::new(1 << 20).layer(http)).build()?;
+//!
+//! // The app's usual token call: no assertion, no DPoP; the proxy adds both.
+//! let verifier = "a-code-verifier-of-at-least-43-characters-0123456789";
+//! let code = emulator.mint_code("user-1", "name", &sha256_b64url(verifier.as_bytes()), "https://app/cb");
+//! let form = format!("grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp%2Fcb&code_verifier={verifier}");
+//! let token = proxy
+//!     .ready()
+//!     .await?
+//!     .call(http::Request::post("/com/v4/token").header("content-type", "application/x-www-form-urlencoded").body(Bytes::from(form))?)
+//!     .await?;
+//! assert_eq!(token.status(), 200);
+//! let access_token = serde_json::from_slice::<serde_json::Value>(token.body())?["access_token"].as_str().unwrap().to_owned();
+//!
+//! // The person call with a Bearer token: the proxy signs it with the token's key.
+//! let person = proxy
+//!     .call(http::Request::get("/com/v4/person/user-1?scope=name").header("authorization", format!("Bearer {access_token}")).body(Bytes::new())?)
+//!     .await?;
+//! assert_eq!(person.status(), 200);
+//! assert!(emulator.received().iter().all(|r| r.rejection.is_none()));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The individual layers can also wrap your own `tower::Service<http::Request<Bytes>>`; see
+//! [`layer`] and [`stack::build`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
@@ -21,3 +110,6 @@ pub mod server;
 pub mod stack;
 pub mod upstream;
 pub mod upstream_answer;
+
+pub use config::Config;
+pub use proxy::{Proxy, ProxyBuilder};
