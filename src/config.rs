@@ -196,6 +196,17 @@ pub enum UpstreamKind {
     /// Singpass CIBA (government apps): backchannel authentication and the CIBA token grant.
     #[serde(rename = "singpass-ciba")]
     SingpassCiba,
+    /// Forwards every path under its prefix to `base_url` unsigned, with the same retries, rate
+    /// limits, logs and metrics (for unsigned endpoints behind the same egress, and benchmarks).
+    #[serde(rename = "passthrough")]
+    Passthrough,
+}
+
+impl UpstreamKind {
+    /// Whether the upstream is configured by `base_url` (else by `issuer`).
+    pub fn has_base_url(self) -> bool {
+        matches!(self, Self::MyinfoV4 | Self::Passthrough)
+    }
 }
 
 /// One upstream API.
@@ -242,6 +253,7 @@ impl UpstreamKind {
             Self::MyinfoV4 => &["token", "person"],
             Self::SingpassFapi => &["par", "token", "userinfo"],
             Self::SingpassCiba => &["auth", "token"],
+            Self::Passthrough => &["all"],
         }
     }
     /// The routes whose answers can be decrypted (`decrypt = true`).
@@ -249,13 +261,13 @@ impl UpstreamKind {
         match self {
             Self::MyinfoV4 => &["person"],
             Self::SingpassFapi => &["token", "userinfo"],
-            Self::SingpassCiba => &[],
+            Self::SingpassCiba | Self::Passthrough => &[],
         }
     }
     /// The local path prefix when the config gives none (v4: the upstream's own path).
     pub fn default_prefix(self) -> Option<&'static str> {
         match self {
-            Self::MyinfoV4 => None,
+            Self::MyinfoV4 | Self::Passthrough => None,
             Self::SingpassFapi => Some("/fapi"),
             Self::SingpassCiba => Some("/ciba"),
         }

@@ -302,7 +302,7 @@ impl Proxy {
                 ),
             ));
         };
-        if req.method() != route.kind.method() {
+        if !route.kind.takes(req.method()) {
             return Err(ProxyError::new(
                 ProblemCode::ResourceMethodNotAllowed,
                 format!("{} takes {} only", req.uri().path(), route.kind.method()),

@@ -29,6 +29,8 @@ pub enum RouteKind {
     CibaAuth,
     /// CIBA token poll.
     CibaToken,
+    /// Any path under a passthrough upstream's prefix, any method, unsigned.
+    Passthrough,
 }
 
 impl RouteKind {
@@ -56,6 +58,7 @@ impl RouteKind {
             Self::FapiUserinfo => "fapi_userinfo",
             Self::CibaAuth => "ciba_auth",
             Self::CibaToken => "ciba_token",
+            Self::Passthrough => "passthrough",
         }
     }
     /// The name of this route in `[upstream.routes.<name>]`.
@@ -66,6 +69,7 @@ impl RouteKind {
             Self::FapiPar => "par",
             Self::FapiUserinfo => "userinfo",
             Self::CibaAuth => "auth",
+            Self::Passthrough => "all",
         }
     }
     /// The local path under the upstream's prefix (`{sub}`: one path segment).
@@ -76,11 +80,19 @@ impl RouteKind {
             Self::FapiPar => "/par",
             Self::FapiUserinfo => "/userinfo",
             Self::CibaAuth => "/bc-auth",
+            Self::Passthrough => "/*",
         }
     }
     /// Whether each attempt carries a DPoP proof (CIBA has none).
     pub fn uses_dpop(self) -> bool {
-        !matches!(self, Self::CibaAuth | Self::CibaToken)
+        !matches!(self, Self::CibaAuth | Self::CibaToken | Self::Passthrough)
+    }
+    /// Whether the route takes `method` (a passthrough takes any but CONNECT).
+    pub fn takes(self, method: &Method) -> bool {
+        match self {
+            Self::Passthrough => method != Method::CONNECT,
+            _ => *method == self.method(),
+        }
     }
     /// The routes of an upstream kind.
     pub fn of(kind: UpstreamKind) -> &'static [RouteKind] {
@@ -88,11 +100,12 @@ impl RouteKind {
             UpstreamKind::MyinfoV4 => &[Self::V4Token, Self::V4Person],
             UpstreamKind::SingpassFapi => &[Self::FapiPar, Self::FapiToken, Self::FapiUserinfo],
             UpstreamKind::SingpassCiba => &[Self::CibaAuth, Self::CibaToken],
+            UpstreamKind::Passthrough => &[Self::Passthrough],
         }
     }
     fn endpoint(self) -> Option<Endpoint> {
         match self {
-            Self::V4Token | Self::V4Person => None,
+            Self::V4Token | Self::V4Person | Self::Passthrough => None,
             Self::FapiPar => Some(Endpoint::Par),
             Self::FapiToken | Self::CibaToken => Some(Endpoint::Token),
             Self::FapiUserinfo => Some(Endpoint::Userinfo),
@@ -289,7 +302,7 @@ impl RouteTable {
             .upstreams
             .iter()
             .map(|u| {
-                let discovery = (u.kind != UpstreamKind::MyinfoV4).then(|| {
+                let discovery = (!u.kind.has_base_url()).then(|| {
                     let d = Arc::new(Discovery::new(
                         &u.base_url,
                         client.clone(),
@@ -365,6 +378,10 @@ impl RouteTable {
             };
             for route in &m.routes {
                 let destination = match (route.kind, &route.discovery) {
+                    (RouteKind::Passthrough, _) if rest.is_empty() || rest.starts_with('/') => {
+                        Destination::Fixed(format!("{}{rest}", m.base_url))
+                    }
+                    (RouteKind::Passthrough, _) => continue,
                     (RouteKind::V4Person, _) => match rest.strip_prefix("/person/") {
                         Some(sub) if !sub.is_empty() && !sub.contains('/') => {
                             Destination::Fixed(format!("{}/person/{sub}", m.base_url))

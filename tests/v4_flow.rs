@@ -340,3 +340,37 @@ async fn person_decryption_returns_verified_plain_json() {
     assert_eq!(data["sub"], SUB);
     assert!(data["uinfin"]["value"].is_string(), "{data}");
 }
+
+#[tokio::test]
+async fn a_passthrough_upstream_forwards_any_path_unsigned() {
+    let h = Harness::start_configured_v4(|base| {
+        let root = base.trim_end_matches("/com/v4");
+        format!("base_url = \"{base}\"\n[[upstream]]\nname = \"plain\"\nkind = \"passthrough\"\nbase_url = \"{root}\"\nlocal_prefix = \"/plain\"\n")
+    })
+    .await;
+    let res = h
+        .send(
+            Method::GET,
+            "/plain/com/v4/jwks?x=1",
+            &[("authorization", "Bearer kept"), ("dpop", "kept-too")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    assert!(res.json()["keys"].is_array());
+    let seen = &h.emulator.received()[0];
+    assert_eq!(seen.path, "/com/v4/jwks");
+    assert_eq!(seen.query.as_deref(), Some("x=1"));
+    assert!(
+        seen.headers
+            .iter()
+            .any(|(k, v)| k == "dpop" && v == "kept-too"),
+        "a passthrough adds and removes nothing"
+    );
+    assert!(seen
+        .headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && v == "Bearer kept"));
+    let other = h.send(Method::GET, "/plainly", &[], Bytes::new()).await;
+    other.problem("RESOURCE_NOT_FOUND");
+}

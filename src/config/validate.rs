@@ -268,7 +268,9 @@ fn upstream(
 ) -> Result<Upstream, ConfigError> {
     let key = |field: &str| format!("upstream[{i}].{field}");
     let (url_key, url, other) = match raw.kind {
-        UpstreamKind::MyinfoV4 => ("base_url", raw.base_url, raw.issuer.map(|_| "issuer")),
+        UpstreamKind::MyinfoV4 | UpstreamKind::Passthrough => {
+            ("base_url", raw.base_url, raw.issuer.map(|_| "issuer"))
+        }
         UpstreamKind::SingpassFapi | UpstreamKind::SingpassCiba => {
             ("issuer", raw.issuer, raw.base_url.map(|_| "base_url"))
         }
@@ -284,7 +286,9 @@ fn upstream(
         ));
     }
     let example = match raw.kind {
-        UpstreamKind::MyinfoV4 => "https://test.api.myinfo.gov.sg/com/v4",
+        UpstreamKind::MyinfoV4 | UpstreamKind::Passthrough => {
+            "https://test.api.myinfo.gov.sg/com/v4"
+        }
         UpstreamKind::SingpassFapi => "https://stg-id.singpass.gov.sg/fapi",
         UpstreamKind::SingpassCiba => "https://stg-id.singpass.gov.sg",
     };
@@ -296,7 +300,7 @@ fn upstream(
         )
     })?;
     let uri = http_url(&key(url_key), &url, example, warnings)?;
-    if raw.kind != UpstreamKind::MyinfoV4 && raw.jwks_url.is_some() {
+    if !raw.kind.has_base_url() && raw.jwks_url.is_some() {
         return Err(ConfigError::new(
             key("jwks_url"),
             "FAPI and CIBA take jwks_uri from discovery",

@@ -17,7 +17,7 @@ use crate::binding::BindingStore;
 use crate::error::BoxError;
 use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
-use crate::route::RequestContext;
+use crate::route::{RequestContext, RouteKind};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
@@ -102,7 +102,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let signing = self.signing.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
+            let Some(ctx) = req
+                .extensions()
+                .get::<RequestContext>()
+                .cloned()
+                .filter(|c| c.route.kind != RouteKind::Passthrough)
+            else {
                 return inner.call(req).await.map_err(Into::into);
             };
             let plan = plan::prepare(&req, &ctx, &signing)?;
