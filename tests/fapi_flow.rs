@@ -417,40 +417,16 @@ async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
         .await;
     assert!(reused.status.is_client_error());
 
-    let mut secrets = vec![
-        access_token,
-        id_token,
-        login.verifier.clone(),
-        login.code.clone(),
-    ];
-    for r in h.emulator.received() {
-        for (name, value) in &r.headers {
-            if name == "dpop" || name == "authorization" {
-                secrets.extend(value.split_whitespace().map(str::to_owned));
-            }
-        }
-        for (name, value) in form_urlencoded::parse(&r.body) {
-            if name == "client_assertion" {
-                secrets.push(value.into_owned());
-            }
-        }
-    }
-    for key in h.keys.private["keys"].as_array().unwrap() {
-        secrets.push(key["d"].as_str().unwrap().to_owned());
-    }
-    secrets.retain(|s| s.len() >= 12);
+    let secrets = secrets_seen(
+        &h,
+        vec![
+            access_token,
+            id_token,
+            login.verifier.clone(),
+            login.code.clone(),
+        ],
+    );
     let text = logs.all_text();
     assert!(text.contains("myinfo_proxy::access"));
-    let metrics = myinfo_proxy::metrics::render();
-    for secret in &secrets {
-        assert!(
-            !text.contains(secret.as_str()),
-            "a secret appears in the logs: {}...",
-            &secret[..8]
-        );
-        assert!(
-            !metrics.contains(secret.as_str()),
-            "a secret appears in the metrics"
-        );
-    }
+    assert_no_secret_in(&text, &secrets);
 }

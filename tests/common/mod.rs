@@ -67,53 +67,42 @@ impl Harness {
     /// `upstream_url` maps the emulator's base URL to the one configured in the proxy;
     /// `extra` is appended to the top-level config text.
     pub async fn start_with(upstream_url: impl Fn(&str) -> String, extra: &str) -> Self {
-        logs::install();
-        let keys = ClientKeyFiles::new();
-        let emulator = Emulator::start(
-            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-            "127.0.0.1:0".parse().unwrap(),
-        )
+        Self::start_from(extra, |e| {
+            format!(
+                "[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\nbase_url = \"{}\"\n",
+                upstream_url(&e.base_url())
+            )
+        })
         .await
-        .unwrap();
-        let text = format!(
-            r#"
-listen = "127.0.0.1:0"
-client_id = "{CLIENT_ID}"
-{extra}
-[keys]
-jwks_file = "{keys}"
-[[upstream]]
-name = "myinfo"
-kind = "myinfo-v4"
-base_url = "{base}"
-"#,
-            keys = keys.private_path().display(),
-            base = upstream_url(&emulator.base_url()),
-        );
-        Self::serve_config(keys, emulator, &text).await
     }
 
     /// A v4 proxy whose `[[upstream]]` table body (after `kind`) is `table(emulator base URL)`.
     pub async fn start_configured_v4(table: impl Fn(&str) -> String) -> Self {
-        logs::install();
-        let keys = ClientKeyFiles::new();
-        let emulator = Emulator::start(
-            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-            "127.0.0.1:0".parse().unwrap(),
-        )
+        Self::start_from("", |e| {
+            format!(
+                "[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\n{}",
+                table(&e.base_url())
+            )
+        })
         .await
-        .unwrap();
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n[keys]\njwks_file = \"{}\"\n[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\n{}",
-            keys.private_path().display(),
-            table(&emulator.base_url())
-        );
-        Self::serve_config(keys, emulator, &text).await
     }
 
     /// A proxy with a CIBA upstream (`/ciba`) and a FAPI upstream (`/fapi`) on the emulator;
     /// `fapi_routes` follows the FAPI upstream (e.g. `[upstream.routes.token]` tables).
     pub async fn start_fapi(extra: &str, fapi_routes: &str) -> Self {
+        Self::start_from(extra, |e| {
+            format!(
+                "[[upstream]]\nname = \"ciba\"\nkind = \"singpass-ciba\"\nissuer = \"{}\"\n[[upstream]]\nname = \"fapi\"\nkind = \"singpass-fapi\"\nissuer = \"{}\"\n{fapi_routes}\n",
+                e.ciba_issuer(),
+                e.fapi_issuer()
+            )
+        })
+        .await
+    }
+
+    /// New client keys, an emulator that knows them, and a proxy whose config is the
+    /// harness's top level plus `extra`, `[keys]`, then `upstreams(&emulator)`.
+    async fn start_from(extra: &str, upstreams: impl FnOnce(&Emulator) -> String) -> Self {
         logs::install();
         let keys = ClientKeyFiles::new();
         let emulator = Emulator::start(
@@ -123,10 +112,9 @@ base_url = "{base}"
         .await
         .unwrap();
         let text = format!(
-            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n{extra}\n[keys]\njwks_file = \"{keys}\"\n[[upstream]]\nname = \"ciba\"\nkind = \"singpass-ciba\"\nissuer = \"{ciba}\"\n[[upstream]]\nname = \"fapi\"\nkind = \"singpass-fapi\"\nissuer = \"{fapi}\"\n{fapi_routes}\n",
-            keys = keys.private_path().display(),
-            ciba = emulator.ciba_issuer(),
-            fapi = emulator.fapi_issuer(),
+            "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n{extra}\n[keys]\njwks_file = \"{}\"\n{}",
+            keys.private_path().display(),
+            upstreams(&emulator)
         );
         Self::serve_config(keys, emulator, &text).await
     }
@@ -295,4 +283,45 @@ pub fn token_form(code: &str, verifier: &str) -> String {
         .append_pair("client_id", CLIENT_ID)
         .append_pair("code_verifier", verifier)
         .finish()
+}
+
+/// Every secret this harness has seen: the client's private key members, and each proof,
+/// `Authorization` value, assertion, code and code verifier the emulator received; plus
+/// `extra` (tokens the app held). Short values (under 12 characters) are dropped.
+pub fn secrets_seen(h: &Harness, extra: Vec<String>) -> Vec<String> {
+    let mut secrets = extra;
+    for key in h.keys.private["keys"].as_array().unwrap() {
+        secrets.push(key["d"].as_str().unwrap().to_owned());
+    }
+    for r in h.emulator.received() {
+        for (name, value) in &r.headers {
+            if name == "dpop" || name == "authorization" {
+                secrets.push(value.clone());
+                secrets.extend(value.split_whitespace().map(str::to_owned));
+            }
+        }
+        for (name, value) in form_urlencoded::parse(&r.body) {
+            if ["client_assertion", "code", "code_verifier"].contains(&&*name) {
+                secrets.push(value.into_owned());
+            }
+        }
+    }
+    secrets.retain(|s| s.len() >= 12 && s != "DPoP");
+    secrets
+}
+
+/// Asserts that none of `secrets` appears in `logs` or in `/metrics`.
+pub fn assert_no_secret_in(logs: &str, secrets: &[String]) {
+    let metrics = myinfo_proxy::metrics::render();
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret appears in the logs: {}...",
+            &secret[..8]
+        );
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "a secret appears in the metrics"
+        );
+    }
 }
