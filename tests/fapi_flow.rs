@@ -218,6 +218,7 @@ async fn a_token_call_whose_par_did_not_go_through_the_proxy_is_refused_locally(
 
 #[tokio::test]
 async fn dpop_nonces_are_learned_and_used_once_asked_for() {
+    let (logs, _guard) = common::logs::capture();
     let h = Harness::start_fapi("", "").await;
     h.emulator.require_dpop_nonce(true);
     let login = par_and_consent(&h).await;
@@ -258,6 +259,16 @@ async fn dpop_nonces_are_learned_and_used_once_asked_for() {
         .filter(|r| r.route == Some(EmulatorRoute::Userinfo))
         .count();
     assert!(calls <= 2, "never more than one nonce retry");
+    // Each demand went through the error log once (at INFO), and was counted.
+    let demands: Vec<_> = logs
+        .with_target("myinfo_proxy::upstream_error")
+        .into_iter()
+        .filter(|e| e.field("error") == Some("use_dpop_nonce"))
+        .collect();
+    assert_eq!(demands.len(), pars.len() - 1 + calls - 1, "{demands:#?}");
+    assert!(demands.iter().all(|e| e.level == tracing::Level::INFO));
+    assert!(myinfo_proxy::metrics::render()
+        .contains("myinfo_proxy_dpop_nonce_retries_total{route=\"fapi_par\"}"));
 }
 
 #[tokio::test]

@@ -67,6 +67,29 @@ where
                 Err(_) => {}
             }
             match &result {
+                // A nonce demand is a protocol step, not a failure: logged once, at INFO.
+                Ok(res)
+                    if res
+                        .extensions()
+                        .get::<crate::layer::NonceDemand>()
+                        .is_some() =>
+                {
+                    let body = ErrorBody::parse(res.body());
+                    tracing::info!(
+                        target: TARGET,
+                        request_id = %ctx.request_id,
+                        upstream = %ctx.route.upstream,
+                        route,
+                        method = %method,
+                        status = res.status().as_u16(),
+                        upstream_id = body.id.as_deref().unwrap_or(""),
+                        trace_id = body.trace_id.as_deref().unwrap_or(""),
+                        error = "use_dpop_nonce",
+                        attempt,
+                        latency_ms,
+                        "upstream asked for a DPoP nonce; signing once more with it"
+                    );
+                }
                 Ok(res) if res.status().as_u16() >= 400 => {
                     let body = ErrorBody::parse(res.body());
                     *ctx.last_upstream_error

@@ -13,6 +13,11 @@ mod sign;
 
 pub use nonce::NonceStore;
 
+/// Marks an upstream answer that demanded a DPoP nonce it has just handed out: the retry layer
+/// repeats such an attempt once, at once.
+#[derive(Debug, Clone, Copy)]
+pub struct NonceDemand;
+
 use crate::binding::BindingStore;
 use crate::error::BoxError;
 use crate::jose::EphemeralKeyPool;
@@ -112,33 +117,27 @@ where
             };
             let plan = plan::prepare(&req, &ctx, &signing)?;
             let origin = nonce::origin(&ctx.htu);
-            let mut nonce_retried = false;
-            loop {
-                let nonce = signing.nonces.get(&origin);
-                let signed = sign::attempt(
-                    &req,
-                    &ctx,
-                    &plan,
-                    &signing,
-                    nonce.as_deref(),
-                    SystemTime::now(),
-                )?;
-                let res = inner.call(signed).await.map_err(Into::into)?;
-                let fresh = signing.nonces.observe(&origin, &res);
-                // RFC 9449 sections 8 and 9: sign once more with the nonce the server asked
-                // for, and never more than once.
-                if !nonce_retried && plan.key.is_some() && fresh && nonce::asks_for_nonce(&res) {
-                    nonce_retried = true;
-                    crate::metrics::nonce_retry(ctx.route.kind.label());
-                    std::future::poll_fn(|cx| inner.poll_ready(cx))
-                        .await
-                        .map_err(Into::into)?;
-                    continue;
-                }
-                return answer::finish(res, &plan, &ctx, &signing)
-                    .await
-                    .map_err(Into::into);
+            let nonce = signing.nonces.get(&origin);
+            let signed = sign::attempt(
+                &req,
+                &ctx,
+                &plan,
+                &signing,
+                nonce.as_deref(),
+                SystemTime::now(),
+            )?;
+            let mut res = inner.call(signed).await.map_err(Into::into)?;
+            let fresh = signing.nonces.observe(&origin, &res);
+            // RFC 9449 sections 8 and 9: the server asks for a nonce it has just handed out.
+            // Mark the answer; the retry layer repeats the attempt once, and the next attempt
+            // picks the nonce up here (so it is rate-limited and logged like any other).
+            if plan.key.is_some() && fresh && nonce::asks_for_nonce(&res) {
+                res.extensions_mut().insert(NonceDemand);
+                return Ok(res);
             }
+            answer::finish(res, &plan, &ctx, &signing)
+                .await
+                .map_err(Into::into)
         })
     }
 }

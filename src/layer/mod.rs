@@ -8,7 +8,7 @@ pub mod rescue;
 pub mod retry;
 
 pub use error_log::{ErrorLog, ErrorLogLayer};
-pub use inject::{Inject, InjectLayer, NonceStore, Signing};
+pub use inject::{Inject, InjectLayer, NonceDemand, NonceStore, Signing};
 pub use metrics::{Metrics, MetricsLayer};
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use rescue::{Rescue, RescueLayer};

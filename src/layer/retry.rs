@@ -5,6 +5,7 @@
 
 use crate::config::RetrySettings;
 use crate::error::{BoxError, ProxyError};
+use crate::layer::NonceDemand;
 use crate::route::RequestContext;
 use crate::upstream_answer::{retry_after, ErrorBody};
 use bytes::Bytes;
@@ -184,11 +185,21 @@ where
             };
             route.budget.deposit();
             let mut retries = 0;
+            let mut nonce_retried = false;
             loop {
                 std::future::poll_fn(|cx| inner.poll_ready(cx))
                     .await
                     .map_err(Into::into)?;
                 let result = inner.call(replay(&req)).await.map_err(Into::into);
+                // A DPoP-nonce demand is repeated once, at once, outside max_retries and the
+                // budget: it is part of the protocol, not a failure.
+                if let Ok(res) = &result {
+                    if res.extensions().get::<NonceDemand>().is_some() && !nonce_retried {
+                        nonce_retried = true;
+                        crate::metrics::nonce_retry(route.kind.label());
+                        continue;
+                    }
+                }
                 let decision =
                     policy.decide(&result, retries, SystemTime::now(), &mut rand::thread_rng());
                 let Decision::RetryAfter(delay, reason) = decision else {
