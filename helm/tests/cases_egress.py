@@ -189,12 +189,11 @@ def _():
 
 @case("terminationGracePeriodSeconds follows drainTimeoutSeconds and preStop")
 def _():
-    docs = render(egress_values("api-key", False, False, False, {"config": {"drainTimeoutSeconds": 45}, "preStopSleepSeconds": 3}))
+    longer = {"config": {"drainTimeoutSeconds": 45}, "preStopSleepSeconds": 3}
+    docs = render(egress_values("api-key", False, False, False, longer))
     spec = one(docs, "Deployment")["spec"]["template"]["spec"]
     _, config = config_of(docs)
     assert config["drain_timeout"] == "45s"
     assert spec["terminationGracePeriodSeconds"] == 58, spec["terminationGracePeriodSeconds"]
     docs = render(egress_values("api-key", False, False, False, {"terminationGracePeriodSeconds": 90}))
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 90
-
-

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
+import signal
+import socket
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
 
 from cases_egress import egress_values
 from cases_sidecar import vendored_example
-from harness import API_KEY_HASH, BASE, EGRESS_EXAMPLE, ROOT, Skip, case, config_of, merge, render
+from harness import (
+    API_KEY, API_KEY_HASH, BASE, EGRESS_EXAMPLE, ROOT, Skip, case, config_of, merge, one, render,
+)
 
 
 def proxy_binary() -> Path | None:
@@ -29,9 +35,9 @@ def proxy_binary() -> Path | None:
     return None
 
 
-def check_config_with_proxy(binary: Path, docs, tmp: Path) -> str:
-    """Run `myinfo-proxy check-config` on the rendered config.toml, with the chart's mount paths
-    moved under tmp and filled like the cluster would: keys from keygen, TLS files from openssl."""
+def materialize(binary: Path, docs, tmp: Path) -> Path:
+    """The rendered config.toml with the chart's mount paths moved under tmp, and those paths
+    filled as the cluster would: keys from keygen, TLS files from openssl. Returns its path."""
     etc = tmp / "etc" / "myinfo-proxy"
     text, config = config_of(docs)
     text = text.replace("/etc/myinfo-proxy/", f"{etc}/")
@@ -58,8 +64,18 @@ def check_config_with_proxy(binary: Path, docs, tmp: Path) -> str:
             shutil.copy(key if p.endswith(".key") else crt, dest)
     cfg = tmp / "config.toml"
     cfg.write_text(text)
+    return cfg
+
+
+def check_config_with_proxy(binary: Path, docs, tmp: Path) -> str:
+    """`myinfo-proxy check-config` on the rendered config.toml; returns its report."""
+    cfg = materialize(binary, docs, tmp)
     run = subprocess.run([binary, "check-config", "--config", cfg], capture_output=True, text=True)
-    assert run.returncode == 0, f"myinfo-proxy check-config refused the chart's config:\n{run.stdout}{run.stderr}\n--- config.toml ---\n{text}"
+    text = cfg.read_text()
+    assert run.returncode == 0, (
+        f"myinfo-proxy check-config refused the chart's config:\n{run.stdout}{run.stderr}\n"
+        f"--- config.toml ---\n{text}"
+    )
     return run.stdout
 
 
@@ -103,6 +119,69 @@ def _():
                 assert "allow_unauthenticated" in out, f"no start-up warning for allowUnauthenticated:\n{out}"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        res = conn.getresponse()
+        return res.status, res.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+@case("the proxy serves the chart's egress config: probes answer, API key enforced, SIGTERM drains")
+def _():
+    binary = proxy_binary()
+    if binary is None:
+        raise Skip("no myinfo-proxy binary (cargo build, or set MYINFO_PROXY_BIN)")
+    http_port, admin_port = free_port(), free_port()
+    values = egress_values("api-key", False, False, True, {
+        "ports": {"http": http_port, "admin": admin_port},
+        "config": {
+            "drainTimeoutSeconds": 3,
+            # On loopback, so that nothing leaves this machine; no request here goes upstream.
+            "upstreams": [{"kind": "myinfo-v4", "baseUrl": f"http://127.0.0.1:{free_port()}/com/v4"}],
+        },
+    })
+    docs = render(values)
+    c = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    live, ready = c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = materialize(binary, docs, Path(tmp))
+        log = open(Path(tmp) / "proxy.log", "w+")
+        proc = subprocess.Popen([binary, "serve", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    if get(admin_port, ready)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert proc.poll() is None, f"the proxy exited: {Path(tmp, 'proxy.log').read_text()}"
+                assert time.monotonic() < deadline, f"{ready} never answered 200"
+                time.sleep(0.1)
+            assert get(admin_port, live)[0] == 200, f"{live} is not 200"
+            status, body = get(http_port, "/no-such-route")
+            assert status == 401 and "AUTH_API_KEY_INVALID" in body, (status, body)
+            status, body = get(http_port, "/no-such-route", {"X-Api-Key": API_KEY})
+            assert status == 404, f"a valid API key was refused: {status} {body}"
+            proc.send_signal(signal.SIGTERM)
+            # Nothing in flight: the drain ends at once, well within drain_timeout.
+            assert proc.wait(timeout=3 + 5) == 0, "the proxy did not exit 0 after SIGTERM"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
 # ---- the image ---------------------------------------------------------------------------------
 
 
@@ -124,8 +203,7 @@ def _():
         in_slim = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libgcc_s.so.1", "libpthread.so.0",
                    "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
         from_libssl3 = {"libssl.so.3", "libcrypto.so.3"}
-        libs = {Path(line.split()[0]).name for line in subprocess.run(["ldd", binary], capture_output=True, text=True).stdout.splitlines() if line.strip()}
+        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+        libs = {Path(line.split()[0]).name for line in ldd.splitlines() if line.strip()}
         unknown = libs - in_slim - from_libssl3
         assert not unknown, f"the binary needs libraries the runtime image may lack: {unknown}"
-
-

@@ -19,9 +19,12 @@ from harness import (
     one, render, validate_k8s,
 )
 
+
 @case("sidecar mode renders only the ConfigMap, listening on loopback, no [inbound]")
 def _():
-    for extra in ({}, {"serviceMonitor": {"enabled": True}, "autoscaling": {"enabled": True}, "sidecar": {"native": True}}):
+    # Egress-only options are ignored in sidecar mode: still only the ConfigMap.
+    egress_only = {"serviceMonitor": {"enabled": True}, "autoscaling": {"enabled": True}, "sidecar": {"native": True}}
+    for extra in ({}, egress_only):
         docs = render(merge(BASE, extra))
         validate_k8s(docs)
         assert kinds(docs) == ["ConfigMap"], kinds(docs)
@@ -125,7 +128,10 @@ def _():
 @case("the sidecar templates refuse an egress-mode dependency and missing keys")
 def _():
     for bad, message in (
-        ({"mode": "egress", "inbound": AUTH["api-key"], "networkPolicy": {"enabled": False}}, "need myinfo-proxy.mode=sidecar"),
+        (
+            {"mode": "egress", "inbound": AUTH["api-key"], "networkPolicy": {"enabled": False}},
+            "need myinfo-proxy.mode=sidecar",
+        ),
         ({"keys": {"existingSecret": ""}}, None),
     ):
         values = {"myinfo-proxy": merge(BASE, bad)}
@@ -166,5 +172,3 @@ def _():
         assert path in shown, f"README does not show {path}"
         actual = (ROOT / path).read_text()
         assert shown[path].strip() in actual, f"README's {path} differs from the file"
-
-

@@ -152,5 +152,3 @@ def _():
     report = helm.lint(CHART, None, strict=True, kube_version="v1.30.0")
     text = " ".join(report["errors"])
     assert "existingSecret" in text and "clientId" in text, report
-
-

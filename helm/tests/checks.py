@@ -19,7 +19,9 @@ KEY_MATERIAL = [
 
 def assert_no_key_material(text: str) -> None:
     for pattern in KEY_MATERIAL:
-        assert not pattern.search(text), f"config holds key material or a key source other than the Secret file ({pattern.pattern})"
+        assert not pattern.search(text), (
+            f"config holds key material or a key source other than the Secret file ({pattern.pattern})"
+        )
 
 
 def assert_container_security(c: dict) -> None:
@@ -96,7 +98,6 @@ def proxy_container(containers: list[dict]) -> dict:
     found = [c for c in containers if c["name"] == "myinfo-proxy"]
     assert len(found) == 1, [c["name"] for c in containers]
     return found[0]
-
 
 
 def check_network_policy(np: dict, pod_labels: dict, peers: list, cidrs: list) -> None:

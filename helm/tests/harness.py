@@ -28,7 +28,9 @@ CHART_README = CHART / "README.md"
 KUBE_VERSIONS = sorted({"1.30.0", kv_utils.latest_version()})
 
 KEY_SECRET = "myinfo-proxy-keys"
-API_KEY_HASH = hashlib.sha256(b"k9RrPzL4x0bT2vVq7mWc3nYs8aJd5eHf1gKu6iOp0lA=").hexdigest()
+# An API key as `openssl rand -base64 32` makes it, and the hash the values hold.
+API_KEY = "k9RrPzL4x0bT2vVq7mWc3nYs8aJd5eHf1gKu6iOp0lA="
+API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
 UID = 65532
 
 BASE = {"keys": {"existingSecret": KEY_SECRET}, "config": {"clientId": "STG-CHART-TEST"}}
@@ -135,5 +137,3 @@ def seconds(duration: str) -> int:
     m = re.fullmatch(r"(\d+)s", duration)
     assert m, f"expected whole seconds, got {duration!r}"
     return int(m.group(1))
-
-

@@ -29,6 +29,7 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="myinfo-proxy-chart-tests-"))
 for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
     os.environ[var] = str(SCRATCH / var.lower())
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 
 import helm_python as helm  # noqa: E402
 

@@ -48,7 +48,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if $image.digest -}}
 {{- printf "%s@%s" $image.repository $image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag) -}}
+{{- $tag := default .Chart.AppVersion $image.tag -}}
+{{- if not $tag -}}
+{{- fail "image.tag is empty and this Helm does not tell the chart's appVersion: set myinfo-proxy.image.tag" -}}
+{{- end -}}
+{{- printf "%s:%s" $image.repository $tag -}}
 {{- end -}}
 {{- end -}}
 
@@ -67,10 +71,8 @@ chart's metadata (for the image's default tag).
 {{- if $root.Subcharts -}}
 {{- $sub = index $root.Subcharts "myinfo-proxy" | default dict -}}
 {{- end -}}
-{{- if not $sub.Chart -}}
-{{- fail "myinfo-proxy: the calling chart must list the myinfo-proxy chart as a dependency named \"myinfo-proxy\" (no alias)" -}}
-{{- end -}}
-{{- $_ := set . "Chart" $sub.Chart -}}
+{{- /* .Subcharts is missing in old Helm 3 releases: the image then needs an explicit tag. */ -}}
+{{- $_ := set . "Chart" ($sub.Chart | default (dict "Name" "myinfo-proxy" "AppVersion" "")) -}}
 {{- else -}}
 {{- $_ := set . "Values" $root.Values -}}
 {{- $_ := set . "Chart" $root.Chart -}}
