@@ -5,16 +5,16 @@
 
 mod assertion;
 mod dpop;
+mod ephemeral;
 mod keys;
 mod thumbprint;
 mod unwrap;
 
 pub use assertion::{client_assertion, AssertionClaims, CLIENT_ASSERTION_TYPE};
 pub use dpop::{access_token_hash, dpop_proof, ProofClaims, PROOF_LIFETIME};
+pub use ephemeral::{EphemeralKey, EphemeralKeyPool};
 pub use keys::EncryptionKey;
-pub use keys::{
-    generate_client_jwks, ClientKeys, EphemeralKey, EphemeralKeyPool, KeyError, SigningKey,
-};
+pub use keys::{generate_client_jwks, ClientKeys, KeyError, SigningKey};
 pub use thumbprint::{thumbprint, ThumbprintError};
 pub use unwrap::{decrypt, verify, UnwrapError};
 

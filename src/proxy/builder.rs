@@ -1,0 +1,108 @@
+//! [`ProxyBuilder`]: a [`Proxy`] from a [`Config`], with the built-in or your own HTTP client
+//! and binding store.
+
+use super::{AbortOnDrop, Proxy, BINDINGS, KEY_POOL};
+use crate::admin::Health;
+use crate::binding::{BindingStore, MemoryBindings};
+use crate::config::{Config, ConfigError};
+use crate::error::BoxError;
+use crate::jose::EphemeralKeyPool;
+use crate::key_source::KeyStore;
+use crate::layer::{NonceStore, Signing};
+use crate::route::RouteTable;
+use crate::stack;
+use crate::upstream::{tls_config, upstream_client, UpstreamService};
+use bytes::Bytes;
+use http::{Request, Response};
+use std::sync::Arc;
+use tower::util::BoxCloneSyncService;
+
+/// Assembles a [`Proxy`] from a [`Config`], optionally with your own HTTP client or binding
+/// store.
+pub struct ProxyBuilder<'a> {
+    pub(super) config: &'a Config,
+    pub(super) upstream: Option<UpstreamService>,
+    pub(super) bindings: Option<Arc<dyn BindingStore>>,
+}
+
+impl std::fmt::Debug for ProxyBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyBuilder").finish_non_exhaustive()
+    }
+}
+
+impl<'a> ProxyBuilder<'a> {
+    /// Sends upstream requests through `client` instead of the built-in hyper-util + rustls
+    /// client. Wrap a plain HTTP client (such as hyper-util's legacy client) in
+    /// [`BufferBodies`](crate::upstream::BufferBodies) first.
+    pub fn upstream<S>(mut self, client: S) -> Self
+    where
+        S: tower::Service<Request<Bytes>, Response = Response<Bytes>, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+    {
+        self.upstream = Some(BoxCloneSyncService::new(client));
+        self
+    }
+
+    /// Keeps key bindings in `store` instead of the built-in in-memory store.
+    pub fn bindings(mut self, store: Arc<dyn BindingStore>) -> Self {
+        self.bindings = Some(store);
+        self
+    }
+
+    /// Loads keys (and trust roots), and assembles the stack. Fails with the config key at
+    /// fault. Inside a tokio runtime it also starts the key watcher and fetches discovery.
+    pub fn build(self) -> Result<Proxy, ConfigError> {
+        let config = self.config;
+        let keys = Arc::new(KeyStore::load(config)?);
+        let upstream = match self.upstream {
+            Some(u) => u,
+            None => BoxCloneSyncService::new(upstream_client(
+                tls_config(&config.tls)?,
+                config.timeouts.connect,
+                config.max_response_body,
+            )),
+        };
+        let routes = Arc::new(RouteTable::new(config, &upstream));
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if let Some(runtime) = &runtime {
+            // Fetch every issuer's discovery now, so that the first login does not wait.
+            for discovery in routes.discoveries() {
+                let discovery = discovery.clone();
+                runtime.spawn(async move {
+                    let _ = discovery.metadata().await;
+                });
+            }
+        }
+        let key_watch = match (config.key_reload_interval, &runtime) {
+            (Some(every), Some(_)) => keys.watch(every),
+            _ => None,
+        };
+        let signing = Signing {
+            client_id: config.client_id.clone(),
+            keys: keys.clone(),
+            pool: EphemeralKeyPool::new(KEY_POOL),
+            bindings: self
+                .bindings
+                .unwrap_or_else(|| Arc::new(MemoryBindings::new(BINDINGS))),
+            assertion_lifetime: config.assertion_lifetime,
+            nonces: NonceStore::default(),
+        };
+        Ok(Proxy {
+            health: Arc::new(Health::new(keys.clone(), routes.discoveries().to_vec())),
+            routes,
+            keys,
+            jwks_on_main_listener: config.jwks_on_main_listener,
+            api_keys: crate::inbound::ApiKeys::new(&config.inbound),
+            _key_watch: Arc::new(AbortOnDrop(key_watch)),
+            service: stack::build(config, signing, upstream),
+            max_request_body: config.max_request_body,
+            doc_url: config.problem_doc_url.as_str().into(),
+            overall: config.timeouts.overall,
+        })
+    }
+}
