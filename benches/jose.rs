@@ -16,6 +16,8 @@ use myinfo_proxy::jose::{
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -67,12 +69,20 @@ fn signing(c: &mut Criterion) {
         })
     });
 
-    // The bare ES256 signature (OpenSSL through josekit) over a proof-sized input, to tell the
-    // signature from the JSON and base64 around it.
+    // The bare ES256 signature over a proof-sized input, to tell the signature from the JSON
+    // and base64 around it: ring (DPoP proofs, ephemeral keys) and OpenSSL through josekit
+    // (client assertions, the client's long-lived key).
+    let message = [b'x'; 420];
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let ring_pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    g.bench_function("es256_signature/ring", |b| {
+        b.iter(|| ring_pair.sign(&rng, black_box(&message)).unwrap())
+    });
     let pair = EcKeyPair::generate(EcCurve::P256).unwrap();
     let signer = ES256.signer_from_jwk(&pair.to_jwk_key_pair()).unwrap();
-    let message = [b'x'; 420];
-    g.bench_function("es256_signature_only", |b| {
+    g.bench_function("es256_signature/openssl_josekit", |b| {
         b.iter(|| signer.sign(black_box(&message)).unwrap())
     });
     g.finish();
@@ -82,19 +92,19 @@ fn ephemeral_keys(c: &mut Criterion) {
     let mut g = c.benchmark_group("ephemeral_key");
     g.bench_function("generate", |b| b.iter(|| EphemeralKey::generate().unwrap()));
 
-    // Where generate's time goes: the key pair, the DER round trip that josekit needs to make
-    // a signer, and the public JWK with its thumbprint.
-    g.bench_function("generate/part1_ec_key_pair", |b| {
+    // For reference, the path `generate` took before ring (josekit over OpenSSL 3): the key
+    // pair, the DER round trip josekit needs to make a signer, the public JWK and thumbprint.
+    g.bench_function("josekit_openssl/ec_key_pair", |b| {
         b.iter(|| EcKeyPair::generate(EcCurve::P256).unwrap())
     });
-    g.bench_function("generate/part2_signer_from_der", |b| {
+    g.bench_function("josekit_openssl/signer_from_der", |b| {
         b.iter_batched(
             || EcKeyPair::generate(EcCurve::P256).unwrap(),
             |pair| ES256.signer_from_der(pair.to_der_private_key()).unwrap(),
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("generate/part3_public_jwk_and_thumbprint", |b| {
+    g.bench_function("josekit_openssl/public_jwk_and_thumbprint", |b| {
         b.iter_batched(
             || EcKeyPair::generate(EcCurve::P256).unwrap(),
             |pair| jose::thumbprint(&pair.to_jwk_public_key()).unwrap(),

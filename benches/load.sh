@@ -97,6 +97,15 @@ stop() { # stop one process this script started
     kill -9 "$pid" 2>/dev/null || true
 }
 
+# Notes, once a second, whether a compiler is running on the machine meanwhile (another
+# build disturbs the numbers; the report marks the rows it overlapped).
+( while sleep 1; do printf '%s %s\n' "$(date +%s)" "$(ps -eo comm= | grep -cxE 'rustc|cc|cc1|cc1plus|collect2|ld|gcc' || true)"; done ) \
+    >"$WORK/busy.log" 2>/dev/null &
+PIDS+=("$!")
+disturbed() { # start end -> "*" if a compiler ran in [start, end]
+    awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b && $2 > 0 {hit = 1} END {print (hit ? "*" : "")}' "$WORK/busy.log"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
     for _ in $(seq 100); do
@@ -274,7 +283,8 @@ measure() {
     timeout 30 "${CLIENT_CPU[@]}" wrk "${warm[@]}" "$url" >/dev/null 2>&1 || true
     for conns in 1 32; do
         threads=$([ "$conns" = 1 ] && echo 1 || echo 2)
-        local before up_before after up_after
+        local before up_before after up_after t0
+        t0=$(date +%s)
         # shellcheck disable=SC2086
         before=$(cpu_ticks $pids)
         up_before=$(cpu_ticks $UP_WORKERS)
@@ -301,6 +311,7 @@ measure() {
         RESULT[$row,$conns,cpu]=$cpu
         RESULT[$row,$conns,upcpu]=$upcpu
         RESULT[$row,$conns,errors]="$errors / $non2xx"
+        RESULT[$row,$conns,busy]=$(disturbed "$t0" "$(date +%s)")
         say "($row) $route c=$conns: $rps req/s, p50 $p50 us, p99 $p99 us, server $cpu us/req, upstream $upcpu us/req, errors $errors, non-2xx $non2xx"
     done
     RESULT[$row,hwm]=$(status_kb "$5" VmHWM)
@@ -359,9 +370,11 @@ say "RSS with $LOGINS live bindings: $LOGINS logins (PAR + token) through a fres
 start_proxy bindings
 for _ in $(seq 20); do drive_logins 1 1 10 >/dev/null 2>&1 && break; sleep 0.5; done
 RSS_BEFORE=$(status_kb "$PROXY_PID" VmRSS)
+T_LOGINS=$(date +%s)
 CPU_BEFORE=$(cpu_ticks "$PROXY_PID")
 LOGIN_OUT=$(drive_logins "$LOGINS" 32 "$LOGIN_SECONDS") || die "login driver failed: $LOGIN_OUT"
 CPU_AFTER=$(cpu_ticks "$PROXY_PID")
+BUSY_LOGINS=$(disturbed "$T_LOGINS" "$(date +%s)")
 say "$(head -n2 <<<"$LOGIN_OUT")"
 LOGINS_OK=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$LOGIN_OUT")
 LOGINS_FAILED=$(sed -n 's/.* failed=\([0-9]*\).*/\1/p' <<<"$LOGIN_OUT")
@@ -374,8 +387,9 @@ stop "$PROXY_PID"
 stop "$UP_MASTER"
 
 say "ES256 signature cost on core 0 (criterion, 3 s each)"
+T_SIGN=$(date +%s)
 SIGN_OUT=$(cd "$ROOT" && "${SERVER_CPU[@]}" "$JOSE_BENCH" --bench --noplot --warm-up-time 1 --measurement-time 3 \
-    '^sign/(es256_signature_only|dpop_proof/userinfo_with_ath)$' 2>&1) || die "criterion: $SIGN_OUT"
+    '^sign/(es256_signature/(ring|openssl_josekit)|dpop_proof/userinfo_with_ath)$' 2>&1) || die "criterion: $SIGN_OUT"
 criterion_us() { # name -> criterion's point estimate in us
     awk -v name="$1" '
         index($0, name) == 1 { found = 1 }
@@ -386,9 +400,11 @@ criterion_us() { # name -> criterion's point estimate in us
             printf "%.1f", v; exit
         }' <<<"$SIGN_OUT"
 }
-SIG_US=$(criterion_us sign/es256_signature_only)
+BUSY_SIGN=$(disturbed "$T_SIGN" "$(date +%s)")
+SIG_US=$(criterion_us sign/es256_signature/ring)
+SIG_OPENSSL_US=$(criterion_us sign/es256_signature/openssl_josekit)
 PROOF_US=$(criterion_us sign/dpop_proof/userinfo_with_ath)
-[ -n "$SIG_US" ] && [ -n "$PROOF_US" ] || die "could not read criterion's output: $SIGN_OUT"
+[ -n "$SIG_US" ] && [ -n "$SIG_OPENSSL_US" ] && [ -n "$PROOF_US" ] || die "could not read criterion's output: $SIGN_OUT"
 
 # ---------------------------------------------------------------- report
 verdict() { awk -v ok="$1" 'BEGIN {print (ok ? "met" : "**missed**")}'; }
@@ -416,20 +432,26 @@ RSS_MIB=$(mib "$HWM_AFTER")
     echo "|---|---|---|---|---|---|---|---|---|---|"
     for row in a b c d; do
         for conns in 1 32; do
-            echo "| ($row) | $(r "$row,route") | $conns | $(r "$row,$conns,rps") | $(r "$row,$conns,p50") | $(r "$row,$conns,p99") | $(r "$row,$conns,cpu") | $(r "$row,$conns,upcpu") | $(mib "$(r "$row,hwm")") MiB | $(r "$row,$conns,errors") |"
+            echo "| ($row)$(r "$row,$conns,busy") | $(r "$row,route") | $conns | $(r "$row,$conns,rps") | $(r "$row,$conns,p50") | $(r "$row,$conns,p99") | $(r "$row,$conns,cpu") | $(r "$row,$conns,upcpu") | $(mib "$(r "$row,hwm")") MiB | $(r "$row,$conns,errors") |"
         done
     done
     echo
     echo "| live bindings | logins (PAR + token) | time | logins/s | proxy CPU per login | VmRSS before | VmRSS after | VmHWM after |"
     echo "|---|---|---|---|---|---|---|---|"
-    echo "| $LOGINS_OK | $LOGINS_OK ok, $LOGINS_FAILED failed, 32 at a time | ${LOGIN_SECS} s | $LOGIN_RATE | $LOGIN_CPU µs | $(mib "$RSS_BEFORE") MiB | $(mib "$RSS_AFTER") MiB | $RSS_MIB MiB |"
+    echo "| $LOGINS_OK$BUSY_LOGINS | $LOGINS_OK ok, $LOGINS_FAILED failed, 32 at a time | ${LOGIN_SECS} s | $LOGIN_RATE | $LOGIN_CPU µs | $(mib "$RSS_BEFORE") MiB | $(mib "$RSS_AFTER") MiB | $RSS_MIB MiB |"
     echo
-    echo "ES256 on core 0 (criterion point estimate, same run): signature alone $SIG_US µs, whole DPoP proof (userinfo, with \`ath\`) $PROOF_US µs."
+    echo "ES256 on core 0 (criterion point estimate, same run)$BUSY_SIGN: the signature alone $SIG_US µs with ring (what a DPoP proof uses; $SIG_OPENSSL_US µs with OpenSSL through josekit, what a client assertion uses), a whole DPoP proof (userinfo, with \`ath\`) $PROOF_US µs."
+    marks="$BUSY_LOGINS$BUSY_SIGN"
+    for key in "${!RESULT[@]}"; do [[ $key == *,busy ]] && marks+=${RESULT[$key]}; done
+    if [ -n "$marks" ]; then
+        echo
+        echo "\\* a compiler (rustc, cc or ld) was running on this machine during that measurement: its numbers are disturbed; rerun when the machine is idle."
+    fi
     echo
     echo "| target | measured | verdict |"
     echo "|---|---|---|"
     echo "| passthrough throughput >= 1.0x nginx proxy_pass (32 conns) | $PT_RATIO x ($(r c,32,rps) vs $(r b,32,rps) req/s; 1 conn: $PT_RATIO1 x) | $(verdict "$(awk -v x="$PT_RATIO" 'BEGIN {print (x >= 1.0)}')") |"
-    echo "| DPoP row CPU/req <= 1.5x (ES256 signature + nginx hop) (32 conns) | $(r d,32,cpu) µs = $DPOP_RATIO x ($SIG_US + $(r b,32,cpu) µs); budget $DPOP_BUDGET µs | $(verdict "$(awk -v x="$DPOP_RATIO" 'BEGIN {print (x <= 1.5)}')") |"
+    echo "| DPoP row CPU/req <= 1.5x (ES256 signature (ring) + nginx hop) (32 conns) | $(r d,32,cpu) µs = $DPOP_RATIO x ($SIG_US + $(r b,32,cpu) µs); budget $DPOP_BUDGET µs | $(verdict "$(awk -v x="$DPOP_RATIO" 'BEGIN {print (x <= 1.5)}')") |"
     echo "| added p50 at 1 conn, passthrough <= 50 µs | $ADD_C µs ($(r c,1,p50) - $(r a,1,p50)) | $(verdict "$(awk -v x="$ADD_C" 'BEGIN {print (x <= 50)}')") |"
     echo "| added p50 at 1 conn, DPoP <= 100 µs | $ADD_D µs ($(r d,1,p50) - $(r a,1,p50)) | $(verdict "$(awk -v x="$ADD_D" 'BEGIN {print (x <= 100)}')") |"
     echo "| RSS <= 64 MiB with $LOGINS live bindings | VmHWM $RSS_MIB MiB with $LOGINS_OK | $(verdict "$(awk -v x="$HWM_AFTER" -v n="$LOGINS_OK" -v want="$LOGINS" 'BEGIN {print (x <= 65536 && n >= want)}')") |"

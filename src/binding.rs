@@ -6,8 +6,10 @@
 //! than "unknown".
 
 use crate::jose::EphemeralKey;
-use moka::sync::Cache;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher as _};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,96 +73,177 @@ pub trait BindingStore: Send + Sync + 'static {
     fn live_logins(&self) -> u64;
 }
 
-struct Entry {
-    key: Mutex<Option<Arc<EphemeralKey>>>,
+/// One binding: the key (gone once a one-time token was used), how often it may be used, and
+/// until when.
+struct Slot {
+    key: Option<Arc<EphemeralKey>>,
     usage: TokenUse,
     expires: Instant,
 }
 
-struct ExpireAt;
+/// Shards of plain hash maps: about 90 bytes per binding, where a moka entry with per-entry
+/// expiry costs about 500. Expired slots are dropped when met, by a sweep of a shard every
+/// `SWEEP_EVERY` inserts into it, and when a full shard needs room (then the slot that expires
+/// soonest goes too).
+struct Shards<K> {
+    shards: Box<[Mutex<Shard<K>>]>,
+    per_shard: usize,
+    live: AtomicU64,
+}
 
-impl<K> moka::Expiry<K, Arc<Entry>> for ExpireAt {
-    fn expire_after_create(&self, _: &K, e: &Arc<Entry>, now: Instant) -> Option<Duration> {
-        Some(e.expires.saturating_duration_since(now))
+struct Shard<K> {
+    map: HashMap<K, Slot>,
+    inserts: u32,
+}
+
+const SHARDS: usize = 16;
+const SWEEP_EVERY: u32 = 1024;
+
+impl<K: Hash + Eq + Clone> Shards<K> {
+    fn new(capacity: u64) -> Self {
+        let per_shard = (capacity as usize).div_ceil(SHARDS).max(1);
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        inserts: 0,
+                    })
+                })
+                .collect(),
+            per_shard,
+            live: AtomicU64::new(0),
+        }
+    }
+
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> std::sync::MutexGuard<'_, Shard<K>> {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, key: K, slot: Slot) {
+        let now = Instant::now();
+        let mut shard = self.shard(&key);
+        shard.inserts = shard.inserts.wrapping_add(1);
+        if shard.inserts % SWEEP_EVERY == 0 || shard.map.len() >= self.per_shard {
+            self.sweep(&mut shard, now);
+        }
+        if shard.map.len() >= self.per_shard {
+            let soonest = shard
+                .map
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = soonest {
+                shard.map.remove(&k);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if shard.map.insert(key, slot).is_none() {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sweep(&self, shard: &mut Shard<K>, now: Instant) {
+        let before = shard.map.len();
+        shard.map.retain(|_, s| s.expires > now);
+        self.live
+            .fetch_sub((before - shard.map.len()) as u64, Ordering::Relaxed);
+    }
+
+    fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        if self.shard(key).map.remove(key).is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` on the live slot for `key`, if there is one.
+    fn with<Q: Hash + Eq + ?Sized, T>(&self, key: &Q, f: impl FnOnce(&mut Slot) -> T) -> Option<T>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        let mut shard = self.shard(key);
+        let slot = shard.map.get_mut(key)?;
+        if slot.expires <= Instant::now() {
+            return None;
+        }
+        Some(f(slot))
     }
 }
 
-/// The in-memory binding store (moka), bounded in size.
+/// The in-memory binding store, bounded in size.
 #[derive(Clone)]
 pub struct MemoryBindings {
-    tokens: Cache<TokenHash, Arc<Entry>>,
-    logins: Cache<String, Arc<Entry>>,
+    tokens: Arc<Shards<TokenHash>>,
+    logins: Arc<Shards<String>>,
 }
 
 impl MemoryBindings {
-    /// A store holding at most `capacity` bindings (the least recently used go first).
+    /// A store holding at most `capacity` token bindings and as many logins (when full, expired
+    /// bindings go first, then those that expire soonest).
     pub fn new(capacity: u64) -> Self {
         Self {
-            tokens: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(ExpireAt)
-                .build(),
-            logins: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(ExpireAt)
-                .build(),
+            tokens: Arc::new(Shards::new(capacity)),
+            logins: Arc::new(Shards::new(capacity)),
         }
     }
 }
 
 impl BindingStore for MemoryBindings {
     fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration) {
-        let entry = Entry {
-            key: Mutex::new(Some(key)),
+        let slot = Slot {
+            key: Some(key),
             usage,
             expires: Instant::now() + ttl,
         };
-        self.tokens.insert(token, Arc::new(entry));
+        self.tokens.insert(token, slot);
     }
 
     fn use_token(&self, token: TokenHash) -> TokenLookup {
-        let Some(entry) = self.tokens.get(&token) else {
-            return TokenLookup::Unknown;
-        };
-        if entry.expires <= Instant::now() {
-            return TokenLookup::Unknown;
-        }
-        let mut slot = entry.key.lock().unwrap_or_else(|p| p.into_inner());
-        match entry.usage {
-            TokenUse::Reusable => slot.clone().map_or(TokenLookup::Unknown, TokenLookup::Key),
-            TokenUse::Once => slot.take().map_or(TokenLookup::Reused, TokenLookup::Key),
-        }
+        self.tokens
+            .with(&token, |slot| match slot.usage {
+                TokenUse::Reusable => slot
+                    .key
+                    .clone()
+                    .map_or(TokenLookup::Unknown, TokenLookup::Key),
+                TokenUse::Once => slot
+                    .key
+                    .take()
+                    .map_or(TokenLookup::Reused, TokenLookup::Key),
+            })
+            .unwrap_or(TokenLookup::Unknown)
     }
 
     fn live_bindings(&self) -> u64 {
-        self.tokens.entry_count()
+        self.tokens.live.load(Ordering::Relaxed)
     }
 
     fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration) {
-        let entry = Entry {
-            key: Mutex::new(Some(key)),
+        let slot = Slot {
+            key: Some(key),
             usage: TokenUse::Reusable,
             expires: Instant::now() + ttl,
         };
-        self.logins
-            .insert(code_challenge.to_owned(), Arc::new(entry));
+        self.logins.insert(code_challenge.to_owned(), slot);
     }
 
     fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>> {
-        let entry = self.logins.get(code_challenge)?;
-        if entry.expires <= Instant::now() {
-            return None;
-        }
-        let key = entry.key.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        key
+        self.logins
+            .with(code_challenge, |slot| slot.key.clone())
+            .flatten()
     }
 
     fn forget_login(&self, code_challenge: &str) {
-        self.logins.invalidate(code_challenge);
+        self.logins.remove(code_challenge);
     }
 
     fn live_logins(&self) -> u64 {
-        self.logins.entry_count()
+        self.logins.live.load(Ordering::Relaxed)
     }
 }
 

@@ -39,7 +39,7 @@ pub fn dpop_proof(
 ) -> Result<String, josekit::JoseError> {
     let mut header = JwsHeader::new();
     header.set_token_type("dpop+jwt");
-    header.set_jwk(key.public_jwk().clone());
+    header.set_jwk(key.public_jwk());
 
     let iat = unix_seconds(now);
     let mut payload = JwtPayload::new();
@@ -70,7 +70,7 @@ mod tests {
     }
 
     fn verify(proof: &str, key: &EphemeralKey) -> (JwsHeader, JwtPayload) {
-        let verifier = ES256.verifier_from_jwk(key.public_jwk()).unwrap();
+        let verifier = ES256.verifier_from_jwk(&key.public_jwk()).unwrap();
         let (payload, header) = jwt::decode_with_verifier(proof, &verifier).unwrap();
         (header, payload)
     }
@@ -142,7 +142,7 @@ mod tests {
         let a = dpop_proof(&key, claims, now(), &mut rng).unwrap();
         let b = dpop_proof(&key, claims, now(), &mut rng).unwrap();
         assert_ne!(verify(&a, &key).1.jwt_id(), verify(&b, &key).1.jwt_id());
-        let verifier = ES256.verifier_from_jwk(other.public_jwk()).unwrap();
+        let verifier = ES256.verifier_from_jwk(&other.public_jwk()).unwrap();
         assert!(jwt::decode_with_verifier(&a, &verifier).is_err());
     }
 }

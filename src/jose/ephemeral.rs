@@ -22,14 +22,16 @@ use std::sync::Arc;
 /// computes the ES256 signature bytes.
 pub struct EphemeralKey {
     signer: RingEs256,
-    public: Jwk,
-    jkt: String,
+    /// base64url(SHA-256) of the public JWK: 43 ASCII characters, kept inline. The JWK itself
+    /// is built when a proof needs it (a josekit `Jwk` is about 1.3 KB; a proxy keeps one key
+    /// per live binding).
+    jkt: [u8; 43],
 }
 
 impl fmt::Debug for EphemeralKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EphemeralKey")
-            .field("jkt", &self.jkt)
+            .field("jkt", &self.jkt())
             .finish()
     }
 }
@@ -43,38 +45,46 @@ impl EphemeralKey {
             .map_err(|_| failed("generation failed"))?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|_| failed("not a P-256 key"))?;
-        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
-        let point = pair.public_key().as_ref();
-        let (x, y) = (&point[1..33], &point[33..65]);
-        let mut public = Jwk::new("EC");
-        public.set_curve("P-256");
-        public
-            .set_parameter("x", Some(URL_SAFE_NO_PAD.encode(x).into()))
-            .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
-        public
-            .set_parameter("y", Some(URL_SAFE_NO_PAD.encode(y).into()))
-            .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
-        let jkt = thumbprint(&public).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let jkt = thumbprint(&public_jwk(&pair)?).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let jkt = jkt
+            .as_bytes()
+            .try_into()
+            .map_err(|_| failed("a SHA-256 thumbprint is 43 characters"))?;
         Ok(Self {
             signer: RingEs256 {
                 pair: Arc::new(pair),
                 rng,
             },
-            public,
             jkt,
         })
     }
-    /// The public JWK (`kty`, `crv`, `x`, `y` only) that goes in the proof header.
-    pub fn public_jwk(&self) -> &Jwk {
-        &self.public
+    /// The public JWK (`kty`, `crv`, `x`, `y` only) that goes in the proof header, built from
+    /// the key's 65-byte public point.
+    pub fn public_jwk(&self) -> Jwk {
+        public_jwk(&self.signer.pair).expect("a P-256 point makes a JWK")
     }
     /// The RFC 7638 thumbprint (`jkt`).
     pub fn jkt(&self) -> &str {
-        &self.jkt
+        std::str::from_utf8(&self.jkt).expect("base64url is ASCII")
     }
     pub(crate) fn signer(&self) -> &dyn JwsSigner {
         &self.signer
     }
+}
+
+/// The public JWK of a key pair: the uncompressed point is 0x04 || x (32 bytes) || y (32 bytes).
+fn public_jwk(pair: &EcdsaKeyPair) -> Result<Jwk, KeyError> {
+    let point = pair.public_key().as_ref();
+    let (x, y) = (&point[1..33], &point[33..65]);
+    let mut public = Jwk::new("EC");
+    public.set_curve("P-256");
+    public
+        .set_parameter("x", Some(URL_SAFE_NO_PAD.encode(x).into()))
+        .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+    public
+        .set_parameter("y", Some(URL_SAFE_NO_PAD.encode(y).into()))
+        .map_err(|e| KeyError::Invalid(short_reason(&e)))?;
+    Ok(public)
 }
 
 /// josekit's `ES256`, as a static the signer can lend out.
