@@ -5,6 +5,7 @@
 //! find it.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -230,40 +231,11 @@ pub struct Upstream {
     pub local_prefix: String,
     /// Upper bound on how long an access-token binding is kept.
     pub token_ttl_cap: Duration,
-    /// Retry and rate-limit settings of each route of this upstream, by route name.
-    pub routes: Vec<(&'static str, RoutePolicy)>,
-}
-
-impl Upstream {
-    /// The settings of route `name` (every route of the kind has an entry).
-    pub fn policy(&self, name: &str) -> &RoutePolicy {
-        &self
-            .routes
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("every route has a policy")
-            .1
-    }
+    /// The settings of each route of this upstream: every route of its kind has one.
+    pub routes: BTreeMap<RouteKind, RoutePolicy>,
 }
 
 impl UpstreamKind {
-    /// The names of this kind's routes, as used in `[upstream.routes.<name>]`.
-    pub fn route_names(self) -> &'static [&'static str] {
-        match self {
-            Self::MyinfoV4 => &["token", "person"],
-            Self::SingpassFapi => &["par", "token", "userinfo"],
-            Self::SingpassCiba => &["auth", "token"],
-            Self::Passthrough => &["all"],
-        }
-    }
-    /// The routes whose answers can be decrypted (`decrypt = true`).
-    pub fn decryptable_routes(self) -> &'static [&'static str] {
-        match self {
-            Self::MyinfoV4 => &["person"],
-            Self::SingpassFapi => &["token", "userinfo"],
-            Self::SingpassCiba | Self::Passthrough => &[],
-        }
-    }
     /// The local path prefix when the config gives none (v4: the upstream's own path).
     pub fn default_prefix(self) -> Option<&'static str> {
         match self {
@@ -323,10 +295,13 @@ pub struct RateLimitSettings {
 mod inbound;
 mod policy;
 mod raw;
+mod route;
 #[cfg(test)]
 mod tests;
 mod upstream;
 mod validate;
+
+pub use route::RouteKind;
 
 /// Defaults, named once so that the README and `config.toml` can quote them.
 pub mod defaults;

@@ -11,8 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::retry::budget::TpsBudget;
 
-mod kind;
-pub use kind::RouteKind;
+pub use crate::config::RouteKind;
 
 /// A matched route: which upstream, which call, and its retry and rate-limit state.
 #[derive(Debug)]
@@ -46,11 +45,12 @@ impl Route {
     pub fn new(
         upstream: &Upstream,
         kind: RouteKind,
+        policy: &RoutePolicy,
         global: Option<Arc<GlobalLimiter>>,
         discovery: Option<Arc<Discovery>>,
         jwks: Option<Arc<JwksCache>>,
     ) -> Self {
-        let policy = upstream.policy(kind.config_name()).clone();
+        let policy = policy.clone();
         let retry = &policy.retry;
         Self {
             upstream: upstream.name.as_str().into(),
@@ -221,12 +221,14 @@ impl RouteTable {
                     ))),
                     (None, None) => None,
                 };
-                let routes = RouteKind::of(u.kind)
+                let routes = u
+                    .routes
                     .iter()
-                    .map(|&kind| {
+                    .map(|(&kind, policy)| {
                         Arc::new(Route::new(
                             u,
                             kind,
+                            policy,
                             global.clone(),
                             discovery.clone(),
                             jwks.clone(),
@@ -256,7 +258,7 @@ impl RouteTable {
         let mut out = Vec::new();
         for m in &self.mounts {
             for r in &m.routes {
-                let upstream = match r.kind.endpoint() {
+                let upstream = match endpoint(r.kind) {
                     None => format!("{}{}", m.base_url, r.kind.local_path()),
                     Some(e) => format!("{:?} endpoint of {} (discovery)", e, m.base_url),
                 };
@@ -277,23 +279,22 @@ impl RouteTable {
                 continue;
             };
             for route in &m.routes {
-                let destination = match (route.kind, &route.discovery) {
-                    (RouteKind::Passthrough, _) if rest.is_empty() || rest.starts_with('/') => {
+                let destination = match (route.kind, &route.discovery, endpoint(route.kind)) {
+                    (RouteKind::Passthrough, _, _) if rest.is_empty() || rest.starts_with('/') => {
                         Destination::Fixed(format!("{}{rest}", m.base_url))
                     }
-                    (RouteKind::Passthrough, _) => continue,
-                    (RouteKind::V4Person, _) => match rest.strip_prefix("/person/") {
+                    (RouteKind::Passthrough, _, _) => continue,
+                    (RouteKind::V4Person, _, _) => match rest.strip_prefix("/person/") {
                         Some(sub) if !sub.is_empty() && !sub.contains('/') => {
                             Destination::Fixed(format!("{}/person/{sub}", m.base_url))
                         }
                         _ => continue,
                     },
-                    (kind, _) if rest != kind.local_path() => continue,
-                    (kind, Some(discovery)) => Destination::Discovered(
-                        discovery.clone(),
-                        kind.endpoint().expect("discovered routes name an endpoint"),
-                    ),
-                    (kind, None) => {
+                    (kind, _, _) if rest != kind.local_path() => continue,
+                    (_, Some(discovery), Some(endpoint)) => {
+                        Destination::Discovered(discovery.clone(), endpoint)
+                    }
+                    (kind, _, _) => {
                         Destination::Fixed(format!("{}{}", m.base_url, kind.local_path()))
                     }
                 };
@@ -304,5 +305,16 @@ impl RouteTable {
             }
         }
         RouteMatch::NotFound
+    }
+}
+
+/// The discovery endpoint a route calls (None: its URL comes from config).
+fn endpoint(kind: RouteKind) -> Option<Endpoint> {
+    match kind {
+        RouteKind::V4Token | RouteKind::V4Person | RouteKind::Passthrough => None,
+        RouteKind::FapiPar => Some(Endpoint::Par),
+        RouteKind::FapiToken | RouteKind::CibaToken => Some(Endpoint::Token),
+        RouteKind::FapiUserinfo => Some(Endpoint::Userinfo),
+        RouteKind::CibaAuth => Some(Endpoint::BackchannelAuthentication),
     }
 }

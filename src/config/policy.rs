@@ -2,37 +2,50 @@
 //! field with each route's overrides (`[upstream.routes.<name>]`), then checked.
 
 use super::{
-    defaults, raw, ConfigError, Quota, RateLimitSettings, RetrySettings, RoutePolicy, UpstreamKind,
+    defaults, raw, ConfigError, Quota, RateLimitSettings, RetrySettings, RouteKind, RoutePolicy,
+    UpstreamKind,
 };
 use std::collections::BTreeMap;
 
-/// The policy of every route of one upstream, in the kind's route order.
+/// The policy of every route of one upstream, keyed by the route its name names.
 pub(super) fn route_policies(
     kind: UpstreamKind,
     prefix: &str,
     retry: &raw::Retry,
     rate_limit: &raw::RateLimit,
-    mut routes: BTreeMap<String, raw::Route>,
-) -> Result<Vec<(&'static str, RoutePolicy)>, ConfigError> {
-    let names = kind.route_names();
-    if let Some(unknown) = routes.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(ConfigError::new(
-            format!("{prefix}.routes.{unknown}"),
-            format!("this upstream kind has no route `{unknown}`"),
-            format!("use one of: {}", names.join(", ")),
-        ));
+    routes: BTreeMap<String, raw::Route>,
+) -> Result<BTreeMap<RouteKind, RoutePolicy>, ConfigError> {
+    let names = |filter: fn(RouteKind) -> bool| {
+        RouteKind::of(kind)
+            .iter()
+            .filter(|r| filter(**r))
+            .map(|r| r.config_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut own = BTreeMap::new();
+    for (name, table) in routes {
+        let Some(route) = RouteKind::named(kind, &name) else {
+            return Err(ConfigError::new(
+                format!("{prefix}.routes.{name}"),
+                format!("this upstream kind has no route `{name}`"),
+                format!("use one of: {}", names(|_| true)),
+            ));
+        };
+        own.insert(route, table);
     }
-    names
+    RouteKind::of(kind)
         .iter()
-        .map(|&name| {
-            let mut own = routes.remove(name).unwrap_or_default();
+        .map(|&route| {
+            let name = route.config_name();
+            let mut own = own.remove(&route).unwrap_or_default();
             let key = format!("{prefix}.routes.{name}");
             let decrypt = own.decrypt.unwrap_or(false);
-            if decrypt && !kind.decryptable_routes().contains(&name) {
+            if decrypt && !route.decryptable() {
                 return Err(ConfigError::new(
                     format!("{key}.decrypt"),
                     format!("route `{name}` has no encrypted answer to decrypt"),
-                    format!("decrypt is for: {}", kind.decryptable_routes().join(", ")),
+                    format!("decrypt is for: {}", names(RouteKind::decryptable)),
                 ));
             }
             // A CIBA poll is the app's to repeat; the proxy never retries CIBA calls unless told.
@@ -44,7 +57,7 @@ pub(super) fn route_policies(
                 rate_limit: rate_limit_settings(&key, rate_limit, &own.rate_limit)?,
                 decrypt,
             };
-            Ok((name, policy))
+            Ok((route, policy))
         })
         .collect()
 }

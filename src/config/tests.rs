@@ -191,7 +191,10 @@ fn retry_and_rate_limit_defaults_and_per_route_overrides() {
     .replace("[keys]", "[retry]\nbase_delay = \"50ms\"\n[rate_limit]\nburst = 7\n[keys]");
     let c = parse(&text).unwrap();
     let up = &c.upstreams[0];
-    let (token, person) = (up.policy("token"), up.policy("person"));
+    let (token, person) = (
+        &up.routes[&RouteKind::V4Token],
+        &up.routes[&RouteKind::V4Person],
+    );
     assert_eq!(token.retry.max_retries, 3);
     assert_eq!(person.retry.max_retries, 0);
     assert_eq!(
@@ -239,7 +242,12 @@ fn unknown_route_and_bad_policy_values_are_named() {
     .unwrap_err();
     assert_eq!(err.key, "rate_limit.global.per_second");
     let off = parse(&MINIMAL.replace("[keys]", "[rate_limit]\nenabled = false\n[keys]")).unwrap();
-    assert_eq!(off.upstreams[0].policy("token").rate_limit.quota, None);
+    assert_eq!(
+        off.upstreams[0].routes[&RouteKind::V4Token]
+            .rate_limit
+            .quota,
+        None
+    );
 }
 
 #[test]

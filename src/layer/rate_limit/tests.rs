@@ -18,6 +18,7 @@ fn route(rate_limit: &str, global: &str) -> Arc<Route> {
     Arc::new(Route::new(
         &config.upstreams[0],
         RouteKind::V4Token,
+        &config.upstreams[0].routes[&RouteKind::V4Token],
         global,
         None,
         None,

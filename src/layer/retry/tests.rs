@@ -15,6 +15,7 @@ fn context(extra: &str, overall: Duration) -> RequestContext {
     let route = Arc::new(Route::new(
         &config.upstreams[0],
         RouteKind::V4Token,
+        &config.upstreams[0].routes[&RouteKind::V4Token],
         None,
         None,
         None,

@@ -1,11 +1,13 @@
-//! The kinds of route: what each calls upstream, and so what the inject layer adds.
+//! The kinds of route: the names `[upstream.routes.<name>]` is parsed into, and what each route
+//! calls upstream (and so what the inject layer adds).
 
-use crate::config::UpstreamKind;
-use crate::discovery::Endpoint;
+use super::UpstreamKind;
 use http::Method;
 
-/// What kind of call a route makes upstream, which decides what the inject layer adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of call a route makes upstream, which decides what the inject layer adds. The
+/// config parses `[upstream.routes.<name>]` straight into this (the name depends on the
+/// upstream's kind: `token` is [`RouteKind::V4Token`] under a `myinfo-v4` upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouteKind {
     /// Myinfo v4 `POST /token`.
     V4Token,
@@ -26,6 +28,22 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
+    /// The routes of an upstream kind, in the order they are matched.
+    pub fn of(kind: UpstreamKind) -> &'static [RouteKind] {
+        match kind {
+            UpstreamKind::MyinfoV4 => &[Self::V4Token, Self::V4Person],
+            UpstreamKind::SingpassFapi => &[Self::FapiPar, Self::FapiToken, Self::FapiUserinfo],
+            UpstreamKind::SingpassCiba => &[Self::CibaAuth, Self::CibaToken],
+            UpstreamKind::Passthrough => &[Self::Passthrough],
+        }
+    }
+    /// The route of `kind` called `name` in `[upstream.routes.<name>]`, if there is one.
+    pub fn named(kind: UpstreamKind, name: &str) -> Option<RouteKind> {
+        Self::of(kind)
+            .iter()
+            .copied()
+            .find(|r| r.config_name() == name)
+    }
     /// The one method this route takes.
     pub fn method(self) -> Method {
         match self {
@@ -64,6 +82,10 @@ impl RouteKind {
             Self::Passthrough => "all",
         }
     }
+    /// Whether `decrypt = true` is allowed: the route's answer is a JWE.
+    pub fn decryptable(self) -> bool {
+        matches!(self, Self::V4Person | Self::FapiToken | Self::FapiUserinfo)
+    }
     /// The local path under the upstream's prefix (`{sub}`: one path segment).
     pub fn local_path(self) -> &'static str {
         match self {
@@ -84,24 +106,6 @@ impl RouteKind {
         match self {
             Self::Passthrough => method != Method::CONNECT,
             _ => *method == self.method(),
-        }
-    }
-    /// The routes of an upstream kind.
-    pub fn of(kind: UpstreamKind) -> &'static [RouteKind] {
-        match kind {
-            UpstreamKind::MyinfoV4 => &[Self::V4Token, Self::V4Person],
-            UpstreamKind::SingpassFapi => &[Self::FapiPar, Self::FapiToken, Self::FapiUserinfo],
-            UpstreamKind::SingpassCiba => &[Self::CibaAuth, Self::CibaToken],
-            UpstreamKind::Passthrough => &[Self::Passthrough],
-        }
-    }
-    pub(super) fn endpoint(self) -> Option<Endpoint> {
-        match self {
-            Self::V4Token | Self::V4Person | Self::Passthrough => None,
-            Self::FapiPar => Some(Endpoint::Par),
-            Self::FapiToken | Self::CibaToken => Some(Endpoint::Token),
-            Self::FapiUserinfo => Some(Endpoint::Userinfo),
-            Self::CibaAuth => Some(Endpoint::BackchannelAuthentication),
         }
     }
 }
