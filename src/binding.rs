@@ -54,21 +54,49 @@ pub enum TokenLookup {
     Unknown,
 }
 
-/// Where token bindings live. The in-memory store suits a sidecar; several egress replicas need
-/// session affinity or a shared store behind this same trait.
+/// A boxed future of a binding-store call.
+pub type BindingFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, BindingError>> + Send + 'a>>;
+
+/// Why a binding-store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    /// The store could not be reached, or did not answer in time.
+    #[error("the binding store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where token and login bindings live. The in-memory store suits a sidecar and one replica;
+/// several replicas share a networked store behind this same trait. The raw token is passed so
+/// that a networked store can derive a sealing key from it; the memory store keeps only its
+/// [`TokenHash`].
 pub trait BindingStore: Send + Sync + 'static {
     /// Binds `token` to `key` for `ttl`.
-    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration);
+    fn bind_token<'a>(
+        &'a self,
+        token: &'a str,
+        key: Arc<EphemeralKey>,
+        usage: TokenUse,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()>;
     /// Looks a token up; a `Once` token's key is handed out only the first time.
-    fn use_token(&self, token: TokenHash) -> TokenLookup;
+    fn use_token<'a>(&'a self, token: &'a str) -> BindingFuture<'a, TokenLookup>;
+    /// Binds a FAPI login (its PAR's `code_challenge`) to the key made for it, for `ttl`.
+    fn bind_login<'a>(
+        &'a self,
+        code_challenge: &'a str,
+        key: Arc<EphemeralKey>,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()>;
+    /// The key of the login whose PAR carried `code_challenge`.
+    fn login_key<'a>(
+        &'a self,
+        code_challenge: &'a str,
+    ) -> BindingFuture<'a, Option<Arc<EphemeralKey>>>;
+    /// Forgets a login once its code has been exchanged.
+    fn forget_login<'a>(&'a self, code_challenge: &'a str) -> BindingFuture<'a, ()>;
     /// How many token bindings are live (approximate; for metrics).
     fn live_bindings(&self) -> u64;
-    /// Binds a FAPI login (its PAR's `code_challenge`) to the key made for it, for `ttl`.
-    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration);
-    /// The key of the login whose PAR carried `code_challenge`.
-    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>>;
-    /// Forgets a login once its code has been exchanged.
-    fn forget_login(&self, code_challenge: &str);
     /// How many login bindings are live (approximate; for metrics).
     fn live_logins(&self) -> u64;
 }
@@ -194,17 +222,8 @@ impl MemoryBindings {
     }
 }
 
-impl BindingStore for MemoryBindings {
-    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration) {
-        let slot = Slot {
-            key: Some(key),
-            usage,
-            expires: Instant::now() + ttl,
-        };
-        self.tokens.insert(token, slot);
-    }
-
-    fn use_token(&self, token: TokenHash) -> TokenLookup {
+impl MemoryBindings {
+    fn use_hash(&self, token: TokenHash) -> TokenLookup {
         self.tokens
             .with(&token, |slot| match slot.usage {
                 TokenUse::Reusable => slot
@@ -218,28 +237,63 @@ impl BindingStore for MemoryBindings {
             })
             .unwrap_or(TokenLookup::Unknown)
     }
+}
 
-    fn live_bindings(&self) -> u64 {
-        self.tokens.live.load(Ordering::Relaxed)
+/// Every call finishes at once: the futures are ready when made.
+impl BindingStore for MemoryBindings {
+    fn bind_token<'a>(
+        &'a self,
+        token: &'a str,
+        key: Arc<EphemeralKey>,
+        usage: TokenUse,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()> {
+        let slot = Slot {
+            key: Some(key),
+            usage,
+            expires: Instant::now() + ttl,
+        };
+        self.tokens.insert(TokenHash::of(token), slot);
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration) {
+    fn use_token<'a>(&'a self, token: &'a str) -> BindingFuture<'a, TokenLookup> {
+        Box::pin(std::future::ready(Ok(self.use_hash(TokenHash::of(token)))))
+    }
+
+    fn bind_login<'a>(
+        &'a self,
+        code_challenge: &'a str,
+        key: Arc<EphemeralKey>,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()> {
         let slot = Slot {
             key: Some(key),
             usage: TokenUse::Reusable,
             expires: Instant::now() + ttl,
         };
         self.logins.insert(code_challenge.to_owned(), slot);
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>> {
-        self.logins
+    fn login_key<'a>(
+        &'a self,
+        code_challenge: &'a str,
+    ) -> BindingFuture<'a, Option<Arc<EphemeralKey>>> {
+        let key = self
+            .logins
             .with(code_challenge, |slot| slot.key.clone())
-            .flatten()
+            .flatten();
+        Box::pin(std::future::ready(Ok(key)))
     }
 
-    fn forget_login(&self, code_challenge: &str) {
+    fn forget_login<'a>(&'a self, code_challenge: &'a str) -> BindingFuture<'a, ()> {
         self.logins.remove(code_challenge);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn live_bindings(&self) -> u64 {
+        self.tokens.live.load(Ordering::Relaxed)
     }
 
     fn live_logins(&self) -> u64 {
@@ -255,73 +309,78 @@ mod tests {
         Arc::new(EphemeralKey::generate().unwrap())
     }
 
-    #[test]
-    fn once_token_gives_its_key_once_then_reports_reuse() {
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn once_token_gives_its_key_once_then_reports_reuse() {
         let store = MemoryBindings::new(100);
         let k = key();
-        store.bind_token(
-            TokenHash::of("t1"),
-            k.clone(),
-            TokenUse::Once,
-            Duration::from_secs(60),
-        );
-        match store.use_token(TokenHash::of("t1")) {
+        store
+            .bind_token("t1", k.clone(), TokenUse::Once, MINUTE)
+            .await
+            .unwrap();
+        match store.use_token("t1").await.unwrap() {
             TokenLookup::Key(got) => assert_eq!(got.jkt(), k.jkt()),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            store.use_token(TokenHash::of("t1")),
+            store.use_token("t1").await.unwrap(),
             TokenLookup::Reused
         ));
         assert!(matches!(
-            store.use_token(TokenHash::of("t2")),
+            store.use_token("t2").await.unwrap(),
             TokenLookup::Unknown
         ));
     }
 
-    #[test]
-    fn reusable_token_keeps_its_key() {
+    #[tokio::test]
+    async fn reusable_token_keeps_its_key() {
         let store = MemoryBindings::new(100);
-        store.bind_token(
-            TokenHash::of("t"),
-            key(),
-            TokenUse::Reusable,
-            Duration::from_secs(60),
-        );
+        store
+            .bind_token("t", key(), TokenUse::Reusable, MINUTE)
+            .await
+            .unwrap();
         for _ in 0..3 {
             assert!(matches!(
-                store.use_token(TokenHash::of("t")),
+                store.use_token("t").await.unwrap(),
                 TokenLookup::Key(_)
             ));
         }
     }
 
-    #[test]
-    fn expired_binding_is_unknown() {
+    #[tokio::test]
+    async fn expired_binding_is_unknown() {
         let store = MemoryBindings::new(100);
-        store.bind_token(TokenHash::of("t"), key(), TokenUse::Once, Duration::ZERO);
+        store
+            .bind_token("t", key(), TokenUse::Once, Duration::ZERO)
+            .await
+            .unwrap();
         assert!(matches!(
-            store.use_token(TokenHash::of("t")),
+            store.use_token("t").await.unwrap(),
             TokenLookup::Unknown
         ));
     }
 
-    #[test]
-    fn login_binding_is_found_by_its_challenge_until_forgotten() {
+    #[tokio::test]
+    async fn login_binding_is_found_by_its_challenge_until_forgotten() {
         let store = MemoryBindings::new(100);
         let k = key();
-        store.bind_login("challenge-1", k.clone(), Duration::from_secs(60));
-        assert_eq!(store.login_key("challenge-1").unwrap().jkt(), k.jkt());
+        store
+            .bind_login("challenge-1", k.clone(), MINUTE)
+            .await
+            .unwrap();
+        let found = || async { store.login_key("challenge-1").await.unwrap() };
+        assert_eq!(found().await.unwrap().jkt(), k.jkt());
         assert_eq!(
-            store.login_key("challenge-1").unwrap().jkt(),
+            found().await.unwrap().jkt(),
             k.jkt(),
             "a retry finds it again"
         );
-        assert!(store.login_key("challenge-2").is_none());
-        store.forget_login("challenge-1");
-        assert!(store.login_key("challenge-1").is_none());
-        store.bind_login("c", key(), Duration::ZERO);
-        assert!(store.login_key("c").is_none(), "expired");
+        assert!(store.login_key("challenge-2").await.unwrap().is_none());
+        store.forget_login("challenge-1").await.unwrap();
+        assert!(found().await.is_none());
+        store.bind_login("c", key(), Duration::ZERO).await.unwrap();
+        assert!(store.login_key("c").await.unwrap().is_none(), "expired");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub enum ProblemCode {
     ResourceRateLimited,
     /// Something inside the proxy failed (a bug, or a key that cannot sign).
     SystemInternalError,
+    /// The shared binding store (several replicas) could not be reached in time.
+    SystemSharedStateUnavailable,
 }
 
 impl ProblemCode {
@@ -78,6 +80,7 @@ impl ProblemCode {
             Self::ProviderUnexpectedResponse => "PROVIDER_UNEXPECTED_RESPONSE",
             Self::ResourceRateLimited => "RESOURCE_RATE_LIMITED",
             Self::SystemInternalError => "SYSTEM_INTERNAL_ERROR",
+            Self::SystemSharedStateUnavailable => "SYSTEM_SHARED_STATE_UNAVAILABLE",
         }
     }
 
@@ -102,11 +105,12 @@ impl ProblemCode {
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::SystemSharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 19] = [
+    pub const ALL: [ProblemCode; 20] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -126,6 +130,7 @@ impl ProblemCode {
         Self::ProviderUnexpectedResponse,
         Self::ResourceRateLimited,
         Self::SystemInternalError,
+        Self::SystemSharedStateUnavailable,
     ];
 }
 
@@ -171,6 +176,18 @@ impl ProxyError {
     pub fn with_upstream(mut self, ids: Option<UpstreamIds>) -> Self {
         self.upstream = ids;
         self
+    }
+}
+
+impl From<crate::binding::BindingError> for ProxyError {
+    /// The store is down or slow: a short wait may help, so the app is told to try again in 1 s.
+    fn from(err: crate::binding::BindingError) -> Self {
+        tracing::warn!(error = %err, "the binding store failed");
+        Self::new(
+            ProblemCode::SystemSharedStateUnavailable,
+            "the proxy's shared binding store is unavailable; try again shortly",
+        )
+        .with_retry_after(std::time::Duration::from_secs(1))
     }
 }
 
