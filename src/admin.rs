@@ -91,7 +91,7 @@ impl Admin {
                     &format!("not ready:\n{}\n", reasons.join("\n")),
                 ),
             },
-            "/.well-known/jwks.json" => jwks_response(&self.keys),
+            "/.well-known/jwks.json" => jwks_response(&self.keys).map(Full::new),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "not found: /metrics, /healthz, /readyz, /.well-known/jwks.json\n",
@@ -102,9 +102,9 @@ impl Admin {
 
 /// The public JWKS with a cache lifetime short enough for key rotation to reach Singpass
 /// (which caches for about an hour itself).
-pub fn jwks_response(keys: &KeyStore) -> Response<Full<Bytes>> {
+pub fn jwks_response(keys: &KeyStore) -> Response<Bytes> {
     let body = keys.current().public_jwks().to_string();
-    let mut res = Response::new(Full::new(Bytes::from(body)));
+    let mut res = Response::new(Bytes::from(body));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),

@@ -4,6 +4,7 @@
 //! through is what the proxy itself decided (a token it never saw, a body too large) or could
 //! not do (the upstream was unreachable or too slow).
 
+use crate::layer::Outcome;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
@@ -146,6 +147,8 @@ pub struct ProxyError {
     pub retry_after: Option<std::time::Duration>,
     /// The upstream error that caused this answer, if one did.
     pub upstream: Option<UpstreamIds>,
+    /// The methods the path takes (sent as `Allow` with a 405).
+    pub allow: Option<&'static str>,
 }
 
 /// The `id` and `trace_id` of an upstream error, for the problem's `context`.
@@ -165,6 +168,7 @@ impl ProxyError {
             detail: detail.into(),
             retry_after: None,
             upstream: None,
+            allow: None,
         }
     }
     /// Adds a `Retry-After`.
@@ -172,11 +176,63 @@ impl ProxyError {
         self.retry_after = Some(after);
         self
     }
+    /// Adds an `Allow` (for a 405).
+    pub fn with_allow(mut self, methods: &'static str) -> Self {
+        self.allow = Some(methods);
+        self
+    }
     /// Names the upstream error that caused this one.
     pub fn with_upstream(mut self, ids: Option<UpstreamIds>) -> Self {
         self.upstream = ids;
         self
     }
+    /// True for the proxy's own decisions (an unknown token, a spent quota), as opposed to
+    /// what it could not get from the upstream (the `PROVIDER_` codes).
+    pub fn is_local(&self) -> bool {
+        !self.code.as_str().starts_with("PROVIDER_")
+    }
+}
+
+/// An error on its way up, with the [`Outcome`] facts the layers it passed have added (the
+/// error's counterpart of the response extension). Displays as the error it carries.
+#[derive(Debug)]
+pub struct Failed {
+    /// What is known about the request so far.
+    pub outcome: Outcome,
+    /// The error itself.
+    pub source: BoxError,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+/// Adds facts to an error on its way up (wrapping it in [`Failed`] the first time).
+pub(crate) fn annotate(err: BoxError, add: impl FnOnce(&mut Outcome)) -> BoxError {
+    match err.downcast::<Failed>() {
+        Ok(mut failed) => {
+            add(&mut failed.outcome);
+            failed
+        }
+        Err(source) => {
+            let mut outcome = Outcome::default();
+            add(&mut outcome);
+            Box::new(Failed { outcome, source })
+        }
+    }
+}
+
+/// The facts an error carries up, if any.
+pub(crate) fn outcome_of(err: &BoxError) -> Option<&Outcome> {
+    err.downcast_ref::<Failed>().map(|f| &f.outcome)
 }
 
 impl From<crate::binding::BindingError> for ProxyError {
@@ -238,12 +294,19 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }
+    if let Some(allow) = err.allow {
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     res
 }
 
 /// Classifies any error that reached the edge of the stack. This is the one mapping: the last
 /// branch logs what it did not recognise and answers 500.
 pub fn classify(err: &BoxError) -> ProxyError {
+    if let Some(failed) = err.downcast_ref::<Failed>() {
+        return classify(&failed.source);
+    }
     if let Some(e) = err.downcast_ref::<ProxyError>() {
         return e.clone();
     }

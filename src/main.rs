@@ -284,17 +284,11 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         humantime::format_duration(t.overall)
     );
     println!("  max_request_body   {} bytes", config.max_request_body);
-    let client = tower::util::BoxCloneSyncService::new(myinfo_proxy::upstream::upstream_client(
-        tls_config(&config.tls).map_err(cfg_err)?,
-        config.timeouts.connect,
-        config.max_response_body,
-    ));
+    tls_config(&config.tls).map_err(cfg_err)?;
     for up in &config.upstreams {
         println!("  upstream {:?} ({:?}, {})", up.name, up.kind, up.base_url);
     }
-    for (method, local, upstream) in
-        myinfo_proxy::route::RouteTable::new(&config, &client).describe()
-    {
+    for (method, local, upstream) in myinfo_proxy::route::describe(&config) {
         println!("    {method:<4} {local:<24} -> {upstream}");
     }
     for w in &config.warnings {

@@ -1,280 +1,87 @@
-//! The routing table (local path -> upstream call) and the per-request context the layers share.
+//! The router: a request's path and method -> its route's own stack. Unknown paths, wrong
+//! methods and forward-proxy targets are errors like any other (the one rescue maps them, the
+//! one metrics layer counts them). For a matched route it resolves the upstream URL (from
+//! config, or from the issuer's discovery), makes the request's [`RequestFacts`], and records
+//! the route on the request's span and in the answer's [`Outcome`].
 
-use crate::config::{Config, RoutePolicy, Upstream};
-use crate::discovery::{Discovery, Endpoint, JwksCache, Metadata};
-use crate::error::ProxyError;
-use crate::jose::EphemeralKey;
-use crate::layer::rate_limit::{GlobalLimiter, RouteLimiter};
-use crate::upstream::UpstreamService;
-use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, OnceLock};
+use crate::config::{Config, RouteKind};
+use crate::discovery::{Discovery, Endpoint, Metadata};
+use crate::error::{annotate, BoxError, ProblemCode, ProxyError};
+use crate::layer::{Outcome, RequestFacts};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, Method, Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::retry::budget::TpsBudget;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt as _;
 
-pub use crate::config::RouteKind;
+/// One route's stack: the app's request (its URI already the upstream URL) in, the answer out.
+pub(crate) type RouteService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
 
-/// A matched route: which upstream, which call, and its retry and rate-limit state.
-#[derive(Debug)]
-pub struct Route {
-    /// The upstream's configured name.
-    pub upstream: Arc<str>,
-    /// The call.
-    pub kind: RouteKind,
-    /// Longest time a token binding made on this route is kept.
-    pub token_ttl_cap: Duration,
-    /// How long a FAPI login's key is kept after PAR.
-    pub login_ttl: Duration,
-    /// The issuer's discovery (FAPI and CIBA), for answers to verify against its JWKS.
-    pub discovery: Option<Arc<Discovery>>,
-    /// v4: Myinfo's JWKS URL, for decrypted person answers.
-    pub jwks_url: Option<String>,
-    /// Where the upstream's signing keys are cached (when answers are decrypted).
-    pub jwks: Option<Arc<JwksCache>>,
-    /// Retry and rate-limit settings.
-    pub policy: RoutePolicy,
-    /// The route's retry budget.
-    pub budget: TpsBudget,
-    /// The route's rate limiter (with the upstream-driven pause).
-    pub limiter: RouteLimiter,
-    /// The quota shared by all routes, if configured.
-    pub global: Option<Arc<GlobalLimiter>>,
+/// A route and the stack that serves it.
+pub(crate) struct RouteEntry {
+    kind: RouteKind,
+    discovery: Option<Arc<Discovery>>,
+    /// Everything for one app request must be done within this (the deadline in its facts).
+    overall: Duration,
+    stack: RouteService,
 }
 
-impl Route {
-    /// A route with fresh limiter and budget state.
-    pub fn new(
-        upstream: &Upstream,
+impl RouteEntry {
+    /// `kind`'s `stack`; FAPI and CIBA routes find their URL in `discovery`.
+    pub(crate) fn new(
         kind: RouteKind,
-        policy: &RoutePolicy,
-        global: Option<Arc<GlobalLimiter>>,
         discovery: Option<Arc<Discovery>>,
-        jwks: Option<Arc<JwksCache>>,
-    ) -> Self {
-        let policy = policy.clone();
-        let retry = &policy.retry;
-        Self {
-            upstream: upstream.name.as_str().into(),
-            kind,
-            token_ttl_cap: upstream.token_ttl_cap,
-            login_ttl: upstream.login_ttl,
-            discovery,
-            jwks_url: upstream.jwks_url.clone(),
-            jwks,
-            budget: TpsBudget::new(
-                Duration::from_secs(10),
-                retry.budget_min_per_second,
-                retry.budget_percent / 100.0,
-            ),
-            limiter: RouteLimiter::new(&policy.rate_limit),
-            global,
-            policy,
-        }
-    }
-}
-
-/// Per app request state, shared by every attempt (retries clone the request and with it this
-/// context, so that all attempts sign with the same ephemeral key).
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The matched route.
-    pub route: Arc<Route>,
-    /// The upstream URL without query: the DPoP `htu`.
-    pub htu: Arc<str>,
-    /// The client assertion's `aud`: the token URL (v4) or the issuer (FAPI, CIBA).
-    pub aud: Arc<str>,
-    /// The path the app called (the problem `instance`).
-    pub instance: Arc<str>,
-    /// The proxy's request id.
-    pub request_id: Arc<str>,
-    /// Where problem answers point (`problem_doc_url`).
-    pub doc_url: Arc<str>,
-    /// When the whole request must be answered (`timeouts.overall` after it arrived).
-    pub deadline: tokio::time::Instant,
-    /// Upstream attempts so far (the error log counts them).
-    pub attempts: Arc<AtomicU32>,
-    /// The `id`/`trace_id` of the last upstream error answer, for the access log.
-    pub last_upstream_error: Arc<std::sync::Mutex<Option<crate::error::UpstreamIds>>>,
-    /// The ephemeral key of this transaction, chosen on the first attempt.
-    pub key: Arc<OnceLock<Arc<EphemeralKey>>>,
-}
-
-impl RequestContext {
-    /// A context for a request to `route`, made when the request arrives.
-    pub fn new(
-        route: Arc<Route>,
-        target: &Target,
-        instance: &str,
-        request_id: &str,
-        doc_url: Arc<str>,
         overall: Duration,
+        stack: RouteService,
     ) -> Self {
         Self {
-            route,
-            htu: target.url.as_str().into(),
-            aud: target.aud.as_str().into(),
-            instance: instance.into(),
-            request_id: request_id.into(),
-            doc_url,
-            deadline: tokio::time::Instant::now() + overall,
-            attempts: Arc::new(AtomicU32::new(0)),
-            last_upstream_error: Arc::default(),
-            key: Arc::new(OnceLock::new()),
-        }
-    }
-}
-
-/// Where one request goes: the upstream URL (without query) and the assertion audience.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The upstream URL without query.
-    pub url: String,
-    /// The client assertion `aud`.
-    pub aud: String,
-}
-
-/// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
-#[derive(Debug, Clone)]
-pub enum Destination {
-    /// A URL known from config; `aud` is the URL itself (v4's token URL).
-    Fixed(String),
-    /// An endpoint from the issuer's metadata; `aud` is the issuer.
-    Discovered(Arc<Discovery>, Endpoint),
-}
-
-impl Destination {
-    /// The URL and audience, fetching discovery if it was never fetched.
-    pub async fn resolve(&self) -> Result<Target, ProxyError> {
-        match self {
-            Self::Fixed(url) => Ok(Target {
-                url: url.clone(),
-                aud: url.clone(),
-            }),
-            Self::Discovered(discovery, endpoint) => {
-                let metadata: Arc<Metadata> = discovery.metadata().await?;
-                let url = metadata.endpoint(*endpoint)?.to_owned();
-                Ok(Target {
-                    url,
-                    aud: metadata.issuer.trim_end_matches('/').to_owned(),
-                })
-            }
+            kind,
+            discovery,
+            overall,
+            stack,
         }
     }
 }
 
 /// One upstream's routes under its local prefix.
-#[derive(Debug, Clone)]
-struct Mount {
+pub(crate) struct Mount {
     prefix: String,
     base_url: String,
-    routes: Vec<Arc<Route>>,
+    routes: Vec<RouteEntry>,
 }
 
-/// Maps local paths to upstream calls.
-#[derive(Debug, Clone)]
-pub struct RouteTable {
-    mounts: Vec<Mount>,
-    discoveries: Vec<Arc<Discovery>>,
-}
-
-/// A lookup result.
-#[derive(Debug)]
-pub enum RouteMatch {
-    /// A route and where it goes.
-    Found {
-        /// The route.
-        route: Arc<Route>,
-        /// Its upstream address.
-        destination: Destination,
-    },
-    /// No route has this path.
-    NotFound,
-}
-
-impl RouteTable {
-    /// The routes of every configured upstream. FAPI and CIBA upstreams get a [`Discovery`]
-    /// that fetches through `client`.
-    pub fn new(config: &Config, client: &UpstreamService) -> Self {
-        let global = config
-            .global_rate_limit
-            .map(|q| Arc::new(GlobalLimiter::new(q)));
-        let mut discoveries = Vec::new();
-        let mounts = config
-            .upstreams
-            .iter()
-            .map(|u| {
-                let discovery = (!u.kind.has_base_url()).then(|| {
-                    let d = Arc::new(Discovery::new(
-                        &u.base_url,
-                        client.clone(),
-                        u.discovery_refresh,
-                        config.timeouts.attempt,
-                    ));
-                    discoveries.push(d.clone());
-                    d
-                });
-                let jwks = match (&discovery, &u.jwks_url) {
-                    (Some(d), _) => Some(d.jwks().clone()),
-                    (None, Some(_)) => Some(Arc::new(JwksCache::new(
-                        client.clone(),
-                        u.discovery_refresh,
-                        config.timeouts.attempt,
-                    ))),
-                    (None, None) => None,
-                };
-                let routes = u
-                    .routes
-                    .iter()
-                    .map(|(&kind, policy)| {
-                        Arc::new(Route::new(
-                            u,
-                            kind,
-                            policy,
-                            global.clone(),
-                            discovery.clone(),
-                            jwks.clone(),
-                        ))
-                    })
-                    .collect();
-                Mount {
-                    prefix: u.local_prefix.clone(),
-                    base_url: u.base_url.clone(),
-                    routes,
-                }
-            })
-            .collect();
+impl Mount {
+    /// The routes of the upstream at `base_url`, under the local `prefix`.
+    pub(crate) fn new(prefix: &str, base_url: &str, routes: Vec<RouteEntry>) -> Self {
         Self {
-            mounts,
-            discoveries,
+            prefix: prefix.to_owned(),
+            base_url: base_url.to_owned(),
+            routes,
+        }
+    }
+}
+
+/// Dispatches each request to its route's stack.
+#[derive(Clone)]
+pub(crate) struct Router {
+    mounts: Arc<[Mount]>,
+}
+
+impl Router {
+    /// A router over these upstreams' routes.
+    pub(crate) fn new(mounts: Vec<Mount>) -> Self {
+        Self {
+            mounts: mounts.into(),
         }
     }
 
-    /// Every issuer's discovery (for readiness and start-up prefetch).
-    pub fn discoveries(&self) -> &[Arc<Discovery>] {
-        &self.discoveries
-    }
-
-    /// `(method, local path, upstream)` of every route, for `check-config`.
-    pub fn describe(&self) -> Vec<(&'static str, String, String)> {
-        let mut out = Vec::new();
-        for m in &self.mounts {
-            for r in &m.routes {
-                let upstream = match endpoint(r.kind) {
-                    None => format!("{}{}", m.base_url, r.kind.local_path()),
-                    Some(e) => format!("{:?} endpoint of {} (discovery)", e, m.base_url),
-                };
-                out.push((
-                    r.kind.allow(),
-                    format!("{}{}", m.prefix, r.kind.local_path()),
-                    upstream,
-                ));
-            }
-        }
-        out
-    }
-
-    /// Finds the route for a request path (without query).
-    pub fn find(&self, path: &str) -> RouteMatch {
-        for m in &self.mounts {
+    /// The route for a request path (without query), and where it goes.
+    fn find(&self, path: &str) -> Option<(&RouteEntry, Destination)> {
+        for m in self.mounts.iter() {
             let Some(rest) = path.strip_prefix(m.prefix.as_str()) else {
                 continue;
             };
@@ -298,18 +105,196 @@ impl RouteTable {
                         Destination::Fixed(format!("{}{}", m.base_url, kind.local_path()))
                     }
                 };
-                return RouteMatch::Found {
-                    route: route.clone(),
-                    destination,
-                };
+                return Some((route, destination));
             }
         }
-        RouteMatch::NotFound
+        None
+    }
+
+    /// The route's stack and the request for it, or the refusal (and the route it concerns).
+    fn route(&self, req: &Request<Bytes>) -> Result<Routed, (Option<RouteKind>, ProxyError)> {
+        // HTTP/2 requests always carry :scheme and :authority; only HTTP/1 has absolute-form.
+        let absolute_form = req.version() < http::Version::HTTP_2
+            && (req.uri().scheme().is_some() || req.uri().authority().is_some());
+        if req.method() == Method::CONNECT || absolute_form {
+            return Err((None, ProxyError::new(
+                ProblemCode::ValidationInvalidTarget,
+                "myinfo-proxy is a reverse proxy, not a forward proxy: send origin-form requests (a path), not CONNECT or absolute URLs",
+            )));
+        }
+        let path = req.uri().path();
+        let Some((route, destination)) = self.find(path) else {
+            tracing::Span::current().record("route", "none");
+            return Err((
+                None,
+                ProxyError::new(
+                    ProblemCode::ResourceNotFound,
+                    format!("no route for {path}; see the README for the paths this proxy serves"),
+                ),
+            ));
+        };
+        tracing::Span::current().record("route", route.kind.label());
+        if !route.kind.takes(req.method()) {
+            let refused = ProxyError::new(
+                ProblemCode::ResourceMethodNotAllowed,
+                format!("{path} takes {} only", route.kind.method()),
+            );
+            return Err((Some(route.kind), refused.with_allow(route.kind.allow())));
+        }
+        Ok(Routed {
+            kind: route.kind,
+            deadline: tokio::time::Instant::now() + route.overall,
+            stack: route.stack.clone(),
+            destination,
+        })
+    }
+}
+
+impl tower::Service<Request<Bytes>> for Router {
+    type Response = Response<Bytes>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each route's stack is driven to readiness when a request is dispatched to it.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let routed = self.route(&req);
+        Box::pin(async move {
+            let Routed {
+                kind,
+                deadline,
+                stack,
+                destination,
+            } = match routed {
+                Ok(routed) => routed,
+                Err((Some(kind), e)) => return Err(annotate(e.into(), |o| o.route = Some(kind))),
+                Err((None, e)) => return Err(e.into()),
+            };
+            let result = match upstream_request(req, &destination, deadline).await {
+                Ok(req) => stack.oneshot(req).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not resolve the route's upstream URL");
+                    Err(e.into())
+                }
+            };
+            match result {
+                Ok(mut res) => {
+                    strip_hop_by_hop(res.headers_mut());
+                    res.extensions_mut()
+                        .get_or_insert_default::<Outcome>()
+                        .route = Some(kind);
+                    Ok(res)
+                }
+                Err(e) => Err(annotate(e, |o| o.route = Some(kind))),
+            }
+        })
+    }
+}
+
+/// A request's route, the moment its answer is due, and where it goes.
+struct Routed {
+    kind: RouteKind,
+    deadline: tokio::time::Instant,
+    stack: RouteService,
+    destination: Destination,
+}
+
+/// Where one request goes: the upstream URL (without query) and the assertion audience.
+struct Target {
+    url: String,
+    aud: String,
+}
+
+/// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
+enum Destination {
+    /// A URL known from config; `aud` is the URL itself (v4's token URL).
+    Fixed(String),
+    /// An endpoint from the issuer's metadata; `aud` is the issuer.
+    Discovered(Arc<Discovery>, Endpoint),
+}
+
+impl Destination {
+    /// The URL and audience, fetching discovery if it was never fetched.
+    async fn resolve(&self) -> Result<Target, ProxyError> {
+        match self {
+            Self::Fixed(url) => Ok(Target {
+                url: url.clone(),
+                aud: url.clone(),
+            }),
+            Self::Discovered(discovery, endpoint) => {
+                let metadata: Arc<Metadata> = discovery.metadata().await?;
+                let url = metadata.endpoint(*endpoint)?.to_owned();
+                Ok(Target {
+                    url,
+                    aud: metadata.issuer.trim_end_matches('/').to_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// The app's request made ready for the upstream: the upstream URL with the app's query,
+/// HTTP/1.1 (the client negotiates), no hop-by-hop headers, and the request's facts.
+async fn upstream_request(
+    req: Request<Bytes>,
+    destination: &Destination,
+    deadline: tokio::time::Instant,
+) -> Result<Request<Bytes>, ProxyError> {
+    let target = destination.resolve().await?;
+    let (mut parts, body) = req.into_parts();
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{}?{q}", target.url),
+        None => target.url.clone(),
+    };
+    parts.uri = uri.parse().map_err(|_| {
+        ProxyError::new(
+            ProblemCode::ValidationInvalidParameter,
+            "the request path or query is not a valid URI",
+        )
+    })?;
+    parts.version = http::Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .extensions
+        .insert(RequestFacts::new(target.url, target.aud, deadline));
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Drops the RFC 9110 section 7.6.1 connection-specific headers and any the `Connection`
+/// header names (a proxy's own duty; tower-http has no layer for it).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
     }
 }
 
 /// The discovery endpoint a route calls (None: its URL comes from config).
-fn endpoint(kind: RouteKind) -> Option<Endpoint> {
+pub(crate) fn endpoint(kind: RouteKind) -> Option<Endpoint> {
     match kind {
         RouteKind::V4Token | RouteKind::V4Person | RouteKind::Passthrough => None,
         RouteKind::FapiPar => Some(Endpoint::Par),
@@ -317,4 +302,20 @@ fn endpoint(kind: RouteKind) -> Option<Endpoint> {
         RouteKind::FapiUserinfo => Some(Endpoint::Userinfo),
         RouteKind::CibaAuth => Some(Endpoint::BackchannelAuthentication),
     }
+}
+
+/// `(method, local path, upstream)` of every configured route, for `check-config`.
+pub fn describe(config: &Config) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    for u in &config.upstreams {
+        for &kind in u.routes.keys() {
+            let upstream = match endpoint(kind) {
+                None => format!("{}{}", u.base_url, kind.local_path()),
+                Some(e) => format!("{:?} endpoint of {} (discovery)", e, u.base_url),
+            };
+            let local = format!("{}{}", u.local_prefix, kind.local_path());
+            out.push((kind.allow(), local, upstream));
+        }
+    }
+    out
 }

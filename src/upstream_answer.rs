@@ -50,6 +50,18 @@ impl ErrorBody {
         }
     }
 
+    /// The error fields of an answer of status 400 or more (empty below): those a layer below
+    /// parsed (see [`error_body`]), else parsed now.
+    pub fn of(res: &Response<Bytes>) -> std::borrow::Cow<'_, ErrorBody> {
+        match res.extensions().get::<ErrorBody>() {
+            Some(body) => std::borrow::Cow::Borrowed(body),
+            None if res.status().as_u16() >= 400 => {
+                std::borrow::Cow::Owned(ErrorBody::parse(res.body()))
+            }
+            None => std::borrow::Cow::Owned(ErrorBody::default()),
+        }
+    }
+
     /// True for the OAuth errors that Singpass says may be retried.
     pub fn is_retryable_oauth(&self) -> bool {
         matches!(
@@ -76,6 +88,21 @@ fn excerpt(bytes: &[u8]) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(120)
         .collect()
+}
+
+/// The error fields of an upstream answer of status 400 or more, parsed once per attempt: the
+/// first layer that asks parses them and keeps them in the answer's extensions for the layers
+/// above. A successful answer has none (its body is not an error body).
+pub fn error_body(res: &mut Response<Bytes>) -> &ErrorBody {
+    if res.extensions().get::<ErrorBody>().is_none() {
+        let parsed = if res.status().as_u16() >= 400 {
+            ErrorBody::parse(res.body())
+        } else {
+            ErrorBody::default()
+        };
+        res.extensions_mut().insert(parsed);
+    }
+    res.extensions_mut().get_or_insert_default()
 }
 
 /// True when the answer asks the client to slow down: HTTP 429, or a body whose `error` is

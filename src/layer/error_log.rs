@@ -2,36 +2,57 @@
 //! every transport failure, on every attempt, with Singpass's `id` and `trace_id`, which its
 //! support desk asks for. It sits inside retry, so no attempt's ids are lost. Bodies pass on
 //! unchanged.
+//!
+//! The request id, method, route and attempt number come from the spans the event is in (the
+//! request's and the attempt's), so the events do not repeat them.
 
+use crate::config::RouteKind;
 use crate::error::{error_chain, BoxError, ProxyError};
-use crate::route::RequestContext;
-use crate::upstream_answer::ErrorBody;
+use crate::layer::NonceDemand;
+use crate::upstream_answer::error_body;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 /// The tracing target of these events.
-pub const TARGET: &str = "myinfo_proxy::upstream_error";
+pub(crate) const TARGET: &str = "myinfo_proxy::upstream_error";
 
-/// Builds [`ErrorLog`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ErrorLogLayer;
+/// Builds [`ErrorLog`] for one route of one upstream.
+#[derive(Debug, Clone)]
+pub struct ErrorLogLayer {
+    route: RouteKind,
+    upstream: Arc<str>,
+}
+
+impl ErrorLogLayer {
+    /// Logs and counts the failed attempts of `route` on the upstream named `upstream`.
+    pub fn new(route: RouteKind, upstream: &str) -> Self {
+        Self {
+            route,
+            upstream: upstream.into(),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for ErrorLogLayer {
     type Service = ErrorLog<S>;
     fn layer(&self, inner: S) -> ErrorLog<S> {
-        ErrorLog { inner }
+        ErrorLog {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
-/// Counts attempts and logs each failed one.
+/// Counts every attempt and logs each failed one.
 #[derive(Debug, Clone)]
 pub struct ErrorLog<S> {
     inner: S,
+    layer: ErrorLogLayer,
 }
 
 impl<S> tower::Service<Request<Bytes>> for ErrorLog<S>
@@ -51,93 +72,61 @@ where
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let ErrorLogLayer { route, upstream } = self.layer.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
-                return inner.call(req).await.map_err(Into::into);
-            };
-            let method = req.method().clone();
-            let attempt = ctx.attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let started = Instant::now();
-            let result = inner.call(req).await.map_err(Into::into);
+            let mut result = inner.call(req).await.map_err(Into::into);
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let route = ctx.route.kind.label();
-            match &result {
-                Ok(res) => crate::metrics::upstream_attempt(route, res.status().as_u16()),
-                Err(e) if !is_local_decision(e) => crate::metrics::upstream_attempt(route, 0),
-                Err(_) => {}
-            }
-            match &result {
-                // A nonce demand is a protocol step, not a failure: logged once, at INFO.
-                Ok(res)
-                    if res
-                        .extensions()
-                        .get::<crate::layer::NonceDemand>()
-                        .is_some() =>
-                {
-                    let body = ErrorBody::parse(res.body());
-                    tracing::info!(
-                        target: TARGET,
-                        request_id = %ctx.request_id,
-                        upstream = %ctx.route.upstream,
-                        route,
-                        method = %method,
-                        status = res.status().as_u16(),
-                        upstream_id = body.id.as_deref().unwrap_or(""),
-                        trace_id = body.trace_id.as_deref().unwrap_or(""),
-                        error = "use_dpop_nonce",
-                        attempt,
-                        latency_ms,
-                        "upstream asked for a DPoP nonce; signing once more with it"
-                    );
-                }
-                Ok(res) if res.status().as_u16() >= 400 => {
-                    let body = ErrorBody::parse(res.body());
-                    *ctx.last_upstream_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(crate::error::UpstreamIds {
-                        id: body.id.clone(),
-                        trace_id: body.trace_id.clone(),
-                    });
-                    let class = if res.status().is_server_error() {
-                        "server"
-                    } else {
-                        "client"
-                    };
-                    crate::metrics::upstream_error(route, res.status().as_u16(), class);
-                    tracing::warn!(
-                        target: TARGET,
-                        request_id = %ctx.request_id,
-                        upstream = %ctx.route.upstream,
-                        route,
-                        method = %method,
-                        status = res.status().as_u16(),
-                        upstream_id = body.id.as_deref().unwrap_or(""),
-                        trace_id = body.trace_id.as_deref().unwrap_or(""),
-                        error = body.error.as_deref().unwrap_or(""),
-                        error_description = body.error_description.as_deref().unwrap_or(""),
-                        body_excerpt = body.excerpt.as_deref().unwrap_or(""),
-                        attempt,
-                        latency_ms,
-                        "upstream error answer"
-                    );
+            let route = route.label();
+            match &mut result {
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    crate::metrics::upstream_attempt(route, status);
+                    let demand = res.extensions().get::<NonceDemand>().is_some();
+                    let body = error_body(res);
+                    if demand {
+                        // A nonce demand is a protocol step, not a failure: logged once, at INFO.
+                        tracing::info!(
+                            target: TARGET,
+                            %upstream,
+                            status,
+                            upstream_id = body.id.as_deref().unwrap_or(""),
+                            trace_id = body.trace_id.as_deref().unwrap_or(""),
+                            error = "use_dpop_nonce",
+                            latency_ms,
+                            "upstream asked for a DPoP nonce; signing once more with it"
+                        );
+                    } else if status >= 400 {
+                        let class = if status >= 500 { "server" } else { "client" };
+                        crate::metrics::upstream_error(route, status, class);
+                        tracing::warn!(
+                            target: TARGET,
+                            %upstream,
+                            status,
+                            upstream_id = body.id.as_deref().unwrap_or(""),
+                            trace_id = body.trace_id.as_deref().unwrap_or(""),
+                            error = body.error.as_deref().unwrap_or(""),
+                            error_description = body.error_description.as_deref().unwrap_or(""),
+                            body_excerpt = body.excerpt.as_deref().unwrap_or(""),
+                            latency_ms,
+                            "upstream error answer"
+                        );
+                    }
                 }
                 Err(e) if !is_local_decision(e) => {
+                    crate::metrics::upstream_attempt(route, 0);
                     crate::metrics::upstream_error(route, 0, error_class(e));
                     tracing::warn!(
                         target: TARGET,
-                        request_id = %ctx.request_id,
-                        upstream = %ctx.route.upstream,
-                        route,
-                        method = %method,
+                        %upstream,
                         status = 0u16,
                         error_class = error_class(e),
                         error = %error_chain(e.as_ref()),
-                        attempt,
                         latency_ms,
                         "upstream attempt failed without an answer"
                     );
                 }
-                _ => {}
+                Err(_) => {}
             }
             result
         })
@@ -147,11 +136,11 @@ where
 /// The proxy's own refusals (an unknown token, say) are not upstream failures.
 fn is_local_decision(err: &BoxError) -> bool {
     err.downcast_ref::<ProxyError>()
-        .is_some_and(|e| !e.code.as_str().starts_with("PROVIDER_"))
+        .is_some_and(ProxyError::is_local)
 }
 
 /// A fixed label for a transport failure.
-pub fn error_class(err: &BoxError) -> &'static str {
+fn error_class(err: &BoxError) -> &'static str {
     if err.is::<tower::timeout::error::Elapsed>() {
         "timeout"
     } else if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {

@@ -1,28 +1,24 @@
 //! Inject: adds what Singpass demands to each attempt (client assertion, DPoP proof,
-//! `Authorization: DPoP`), replacing anything the app sent; answers a server's DPoP-nonce
-//! demand by signing once more with the nonce; binds issued tokens and logins to keys; and,
-//! where configured, opens encrypted answers.
+//! `Authorization: DPoP`), replacing anything the app sent; marks a server's DPoP-nonce demand
+//! for the retry layer to repeat once; binds issued tokens and logins to keys; and, where
+//! configured, opens encrypted answers.
 //!
 //! It sits inside retry, so every attempt is signed afresh (new `jti`, new `iat`), while the
-//! ephemeral key, kept in the request's [`RequestContext`], stays the same for all attempts.
+//! ephemeral key, chosen once by the local checks and carried in the request's
+//! [`RequestFacts`], stays the same for all attempts.
 
 mod answer;
 mod nonce;
-mod plan;
 mod sign;
 
-pub use nonce::NonceStore;
-
-/// Marks an upstream answer that demanded a DPoP nonce it has just handed out: the retry layer
-/// repeats such an attempt once, at once.
-#[derive(Debug, Clone, Copy)]
-pub struct NonceDemand;
+pub use answer::Decrypt;
+pub use nonce::{MemoryNonces, NonceStore};
 
 use crate::binding::BindingStore;
+use crate::config::{defaults, RouteKind};
 use crate::error::BoxError;
-use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
-use crate::route::{RequestContext, RouteKind};
+use crate::layer::RequestFacts;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
@@ -31,20 +27,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-/// Everything the inject layer signs with.
+/// Marks an upstream answer that demanded a DPoP nonce it has just handed out: the retry
+/// policy repeats such an attempt once, at once.
+#[derive(Debug, Clone, Copy)]
+pub struct NonceDemand;
+
+/// What the inject layer signs with, shared by every route.
 pub struct Signing {
-    /// The client id (`iss`/`sub` of assertions; the `client_id` form field).
+    /// The client id (`iss`/`sub` of assertions).
     pub client_id: String,
     /// The client's long-lived keys (swapped on rotation).
     pub keys: Arc<KeyStore>,
-    /// Where ephemeral DPoP keys come from.
-    pub pool: EphemeralKeyPool,
-    /// Token and login -> key bindings.
-    pub bindings: Arc<dyn BindingStore>,
     /// `exp` - `iat` of client assertions.
     pub assertion_lifetime: Duration,
+    /// Token and login -> key bindings (written when answers come back).
+    pub bindings: Arc<dyn BindingStore>,
     /// The newest DPoP nonce of each upstream origin.
-    pub nonces: NonceStore,
+    pub nonces: Arc<dyn NonceStore>,
 }
 
 impl std::fmt::Debug for Signing {
@@ -56,18 +55,49 @@ impl std::fmt::Debug for Signing {
     }
 }
 
-/// Builds [`Inject`].
+/// What one route's inject layer knows about its route.
+#[derive(Debug, Clone)]
+struct RouteSigning {
+    kind: RouteKind,
+    token_ttl_cap: Duration,
+    login_ttl: Duration,
+    decrypt: Option<Decrypt>,
+}
+
+/// Builds [`Inject`] for one route.
 #[derive(Debug, Clone)]
 pub struct InjectLayer {
     signing: Arc<Signing>,
+    route: Arc<RouteSigning>,
 }
 
 impl InjectLayer {
-    /// A layer that signs with `signing`.
-    pub fn new(signing: Signing) -> Self {
+    /// Signs the attempts of a `route` call with `signing`; bindings are kept for the default
+    /// lifetimes, and answers pass unopened.
+    pub fn new(signing: Arc<Signing>, route: RouteKind) -> Self {
         Self {
-            signing: Arc::new(signing),
+            signing,
+            route: Arc::new(RouteSigning {
+                kind: route,
+                token_ttl_cap: defaults::TOKEN_TTL_CAP,
+                login_ttl: defaults::LOGIN_TTL,
+                decrypt: None,
+            }),
         }
+    }
+
+    /// Keeps token bindings at most `token_ttl_cap` and login bindings `login_ttl`.
+    pub fn binding_ttls(mut self, token_ttl_cap: Duration, login_ttl: Duration) -> Self {
+        let route = Arc::make_mut(&mut self.route);
+        route.token_ttl_cap = token_ttl_cap;
+        route.login_ttl = login_ttl;
+        self
+    }
+
+    /// Opens the route's encrypted answers into JSON, verified against the upstream's keys.
+    pub fn decrypt(mut self, decrypt: Decrypt) -> Self {
+        Arc::make_mut(&mut self.route).decrypt = Some(decrypt);
+        self
     }
 }
 
@@ -76,16 +106,17 @@ impl<S> tower::Layer<S> for InjectLayer {
     fn layer(&self, inner: S) -> Inject<S> {
         Inject {
             inner,
-            signing: self.signing.clone(),
+            layer: self.clone(),
         }
     }
 }
 
-/// Signs each attempt for its route; requests without a [`RequestContext`] pass unchanged.
+/// Signs each attempt for its route. Needs the request's [`RequestFacts`]; without them it
+/// answers with a problem naming them, and sends nothing.
 #[derive(Debug, Clone)]
 pub struct Inject<S> {
     inner: S,
-    signing: Arc<Signing>,
+    layer: InjectLayer,
 }
 
 impl<S> tower::Service<Request<Bytes>> for Inject<S>
@@ -105,37 +136,39 @@ where
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let signing = self.signing.clone();
+        let InjectLayer { signing, route } = self.layer.clone();
         Box::pin(async move {
-            let Some(ctx) = req
-                .extensions()
-                .get::<RequestContext>()
-                .cloned()
-                .filter(|c| c.route.kind != RouteKind::Passthrough)
-            else {
-                return inner.call(req).await.map_err(Into::into);
-            };
-            let plan = plan::prepare(&req, &ctx, &signing).await?;
-            let origin = nonce::origin(&ctx.htu);
-            let nonce = signing.nonces.get(&origin);
+            let facts = RequestFacts::of(&req)?.clone();
+            let origin = nonce::origin(&facts.htu);
+            let used = signing.nonces.newest(&origin);
             let signed = sign::attempt(
-                &req,
-                &ctx,
-                &plan,
+                req,
+                &facts,
+                route.kind,
                 &signing,
-                nonce.as_deref(),
+                used.as_deref(),
                 SystemTime::now(),
             )?;
             let mut res = inner.call(signed).await.map_err(Into::into)?;
-            let fresh = signing.nonces.observe(&origin, &res);
-            // RFC 9449 sections 8 and 9: the server asks for a nonce it has just handed out.
-            // Mark the answer; the retry layer repeats the attempt once, and the next attempt
-            // picks the nonce up here (so it is rate-limited and logged like any other).
-            if plan.key.is_some() && fresh && nonce::asks_for_nonce(&res) {
+            // RFC 9449 sections 8 and 9: the newest nonce goes into every later proof, whether
+            // it came with a demand or with a success.
+            let fresh = nonce::handed_out(&res).map(str::to_owned);
+            if let Some(fresh) = &fresh {
+                signing.nonces.remember(&origin, fresh);
+            }
+            // A demand for a nonce this attempt did not have: mark it; the retry policy repeats
+            // the attempt once, and the repeat picks the nonce up (rate-limited and logged like
+            // any other attempt).
+            let new_nonce = fresh.is_some() && fresh != used;
+            if facts.key.is_some()
+                && route.kind.uses_dpop()
+                && new_nonce
+                && nonce::asks_for_nonce(&mut res)
+            {
                 res.extensions_mut().insert(NonceDemand);
                 return Ok(res);
             }
-            answer::finish(res, &plan, &ctx, &signing)
+            answer::finish(res, &facts, &route, &signing)
                 .await
                 .map_err(Into::into)
         })

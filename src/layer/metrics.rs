@@ -1,7 +1,8 @@
 //! Metrics: counts every request and its duration by route and status, as the app saw it
-//! (outside rescue, so problem answers count too).
+//! (outside rescue, so problem answers count too). The route comes up in the answer's
+//! [`Outcome`]; an answer without one (refused before routing) counts as `route="none"`.
 
-use crate::route::RequestContext;
+use crate::layer::Outcome;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
@@ -25,10 +26,10 @@ pub struct Metrics<S> {
     inner: S,
 }
 
-impl<S> tower::Service<Request<Bytes>> for Metrics<S>
+impl<S, B> tower::Service<Request<B>> for Metrics<S>
 where
-    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Send + 'static,
-    S::Future: Send,
+    S: tower::Service<Request<B>, Response = Response<Bytes>> + Send + 'static,
+    S::Future: Send + 'static,
     S::Error: Send,
 {
     type Response = Response<Bytes>;
@@ -39,15 +40,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let route = req
-            .extensions()
-            .get::<RequestContext>()
-            .map_or("none", |c| c.route.kind.label());
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = tokio::time::Instant::now();
         let answer = self.inner.call(req);
         Box::pin(async move {
             let res = answer.await?;
+            let route = res
+                .extensions()
+                .get::<Outcome>()
+                .map_or("none", Outcome::route_label);
             crate::metrics::request(route, res.status().as_u16(), started.elapsed());
             Ok(res)
         })

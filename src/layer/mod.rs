@@ -1,15 +1,31 @@
-//! The middleware, one file each, all of the same shape: `FooLayer` (config) builds `Foo<S>`.
+//! The middleware, one file each, all of the same shape: `FooLayer::new(config)` builds
+//! `Foo<S>`. [`crate::stack`] orders them.
 
-pub mod error_log;
-pub mod inject;
-pub mod metrics;
-pub mod rate_limit;
-pub mod rescue;
-pub mod retry;
+mod api_key;
+mod error_log;
+mod facts;
+mod inject;
+mod jwks;
+mod local_checks;
+mod metrics;
+mod rate_limit;
+mod read_body;
+mod rescue;
+mod retry;
+mod trace;
 
+pub(crate) use api_key::ApiKeyLayer;
 pub use error_log::{ErrorLog, ErrorLogLayer};
-pub use inject::{Inject, InjectLayer, NonceDemand, NonceStore, Signing};
+pub use facts::{Bind, Outcome, RequestFacts};
+pub use inject::{Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceStore, Signing};
+pub(crate) use jwks::PublicJwksLayer;
+pub use local_checks::{LocalChecks, LocalChecksLayer};
 pub use metrics::{Metrics, MetricsLayer};
-pub use rate_limit::{RateLimit, RateLimitLayer};
+pub use rate_limit::{
+    GlobalLimiter, LocalQuota, QuotaFuture, RateLimit, RateLimitLayer, RouteLimiter, RouteQuota,
+};
+pub(crate) use read_body::ReadBodyLayer;
 pub use rescue::{Rescue, RescueLayer};
-pub use retry::{Retry, RetryLayer, RetryPolicy};
+pub use retry::{Decision, Now, Retry, RetryLayer, RetryPolicy, RetryReason, Stop, Tally};
+pub use trace::ACCESS;
+pub(crate) use trace::{AccessLog, RequestSpan};

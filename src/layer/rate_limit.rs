@@ -1,112 +1,77 @@
-//! Rate limit: each route's quota (GCRA, governor) and an optional global one, checked for
-//! every upstream attempt (this layer sits inside retry). An upstream throttle signal (429, or
-//! a `TOO_MANY_REQUESTS` body) pauses the route until `Retry-After` and lowers its rate
-//! (multiplicative decrease, gradual recovery), so that it settles just under the upstream's
-//! real quota.
+//! Rate limit: a permit from the route's quota before every upstream attempt (this layer sits
+//! inside retry, so retries count too), and the upstream's throttle signals (429, or a
+//! `TOO_MANY_REQUESTS` body) fed back to the quota, which pauses the route and lowers its rate.
+//!
+//! The quota is behind [`RouteQuota`], so that a quota shared by several replicas can replace
+//! the local one ([`LocalQuota`]) without touching this layer.
 
-use crate::config::Quota;
-use crate::error::{BoxError, ProblemCode, ProxyError, UpstreamIds};
-use crate::route::RequestContext;
-use crate::upstream_answer::{is_throttle, retry_after, ErrorBody};
+use crate::error::{BoxError, ProxyError, UpstreamIds};
+use crate::upstream_answer::{error_body, is_throttle, retry_after};
 use bytes::Bytes;
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
 use http::{Request, Response};
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 mod adaptive;
+mod local;
 pub use adaptive::RouteLimiter;
+pub use local::{GlobalLimiter, LocalQuota};
 
-/// governor's clock on tokio's time, so that paused-time tests drive the limiter too.
-#[derive(Debug, Clone)]
-pub struct TokioClock {
-    origin: Instant,
+/// The future of [`RouteQuota::acquire`].
+pub type QuotaFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProxyError>> + Send + 'a>>;
+
+/// A route's quota: where permits come from and where throttle signals go.
+pub trait RouteQuota: Send + Sync + 'static {
+    /// Waits for a permit until `give_up_at`; past it, refuses with a 429 problem.
+    fn acquire(&self, give_up_at: Instant) -> QuotaFuture<'_>;
+    /// The upstream throttled an attempt: pause for `retry_after` (or a backoff) and slow down.
+    /// `ids` name the upstream error, for the problems of the requests refused meanwhile.
+    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds);
+    /// The upstream answered an attempt without throttling it.
+    fn on_answer(&self);
 }
 
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self {
-            origin: Instant::now(),
-        }
+/// Builds [`RateLimit`] around one route's quota.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    quota: Arc<dyn RouteQuota>,
+    max_wait: Duration,
+}
+
+impl std::fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("max_wait", &self.max_wait)
+            .finish_non_exhaustive()
     }
 }
 
-impl Clock for TokioClock {
-    type Instant = Duration;
-    fn now(&self) -> Duration {
-        self.origin.elapsed()
+impl RateLimitLayer {
+    /// Permits from `quota`; an attempt waits at most `max_wait` for one, then gets a 429 problem.
+    pub fn new(quota: Arc<dyn RouteQuota>, max_wait: Duration) -> Self {
+        Self { quota, max_wait }
     }
 }
-
-type Gcra = governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
-
-/// A GCRA limiter for `rate` per second with `burst`, starting full or (when `drained`) empty.
-fn gcra(rate: f64, burst: u32, clock: &TokioClock, drained: bool) -> Gcra {
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    let burst = NonZeroU32::new(burst.max(1)).expect("at least 1");
-    let quota = governor::Quota::with_period(period)
-        .expect("a positive period")
-        .allow_burst(burst);
-    let limiter = Gcra::direct_with_clock(quota, clock.clone());
-    if drained {
-        let _ = limiter.check_n(burst);
-    }
-    limiter
-}
-
-/// How long until `limiter` grants a permit (zero: granted now).
-fn wait_for(limiter: &Gcra, clock: &TokioClock) -> Duration {
-    match limiter.check() {
-        Ok(()) => Duration::ZERO,
-        Err(not_until) => not_until
-            .wait_time_from(clock.now())
-            .max(Duration::from_micros(1)),
-    }
-}
-
-/// The quota over all routes together.
-#[derive(Debug)]
-pub struct GlobalLimiter {
-    clock: TokioClock,
-    limiter: Gcra,
-}
-
-impl GlobalLimiter {
-    /// A limiter for `quota`.
-    pub fn new(quota: Quota) -> Self {
-        let clock = TokioClock::default();
-        Self {
-            limiter: gcra(quota.per_second, quota.burst, &clock, false),
-            clock,
-        }
-    }
-    fn wait(&self) -> Duration {
-        wait_for(&self.limiter, &self.clock)
-    }
-}
-
-/// Builds [`RateLimit`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RateLimitLayer;
 
 impl<S> tower::Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
     fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit { inner }
+        RateLimit {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
 /// Waits for (or refuses) a permit before each attempt, and feeds throttle signals back.
-#[derive(Debug, Clone)]
+#[derive(Clone, Debug)]
 pub struct RateLimit<S> {
     inner: S,
+    layer: RateLimitLayer,
 }
 
 impl<S> tower::Service<Request<Bytes>> for RateLimit<S>
@@ -126,64 +91,25 @@ where
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let RateLimitLayer { quota, max_wait } = self.layer.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
-                return inner.call(req).await.map_err(Into::into);
-            };
-            let route = &ctx.route;
-            let started = Instant::now();
-            let max_wait = route.policy.rate_limit.max_wait;
-            route
-                .limiter
-                .acquire(started + max_wait, route.kind.label())
-                .await?;
-            if let Some(global) = &route.global {
-                acquire_global(global, started + max_wait, route.kind.label()).await?;
+            quota.acquire(Instant::now() + max_wait).await?;
+            let mut res = inner.call(req).await.map_err(Into::into)?;
+            let body = error_body(&mut res).clone();
+            if is_throttle(&res, &body) {
+                let after = retry_after(res.headers(), SystemTime::now());
+                let ids = UpstreamIds {
+                    id: body.id,
+                    trace_id: body.trace_id,
+                };
+                quota.on_throttle(after, ids);
+            } else {
+                quota.on_answer();
             }
-            let res = inner.call(req).await.map_err(Into::into)?;
-            if res.status().is_client_error() || res.status().is_server_error() {
-                let body = ErrorBody::parse(res.body());
-                if is_throttle(&res, &body) {
-                    let after = retry_after(res.headers(), SystemTime::now());
-                    let ids = UpstreamIds {
-                        id: body.id,
-                        trace_id: body.trace_id,
-                    };
-                    route.limiter.on_throttle(after, ids);
-                    crate::metrics::rate_limit_pause(route.kind.label());
-                    return Ok(res);
-                }
-            }
-            route.limiter.on_answer();
             Ok(res)
         })
     }
 }
-
-async fn acquire_global(
-    global: &GlobalLimiter,
-    give_up_at: Instant,
-    route: &str,
-) -> Result<(), ProxyError> {
-    loop {
-        let wait = global.wait();
-        if wait.is_zero() {
-            return Ok(());
-        }
-        if Instant::now() + wait > give_up_at {
-            crate::metrics::rate_limit_refusal(route, "global");
-            return Err(ProxyError::new(
-                ProblemCode::ResourceRateLimited,
-                "the proxy's global quota (rate_limit.global) is exhausted",
-            )
-            .with_retry_after(wait));
-        }
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// Shared by the limiter and its tests: the upstream ids of the throttle that caused a pause.
-type LastThrottle = Mutex<Option<UpstreamIds>>;
 
 #[cfg(test)]
 mod tests;

@@ -1,161 +1,61 @@
 //! Retry: replays failed attempts with backoff. It sits outside inject, so every attempt is
 //! signed afresh (new assertion `jti`, new proof `jti`/`iat`, same ephemeral key).
 //!
-//! The decisions live in [`RetryPolicy`]; the service below only replays and waits.
+//! Every decision is [`RetryPolicy`]'s; this service only waits and replays. Each attempt runs
+//! in its own `attempt` span, so every event inside names it; the count and the last upstream
+//! error's ids go back up in the answer's [`Outcome`].
 
-use crate::config::RetrySettings;
-use crate::error::{BoxError, ProxyError};
-use crate::layer::NonceDemand;
-use crate::route::RequestContext;
-use crate::upstream_answer::{retry_after, ErrorBody};
+use crate::config::RouteKind;
+use crate::error::{annotate, BoxError, ProxyError, UpstreamIds};
+use crate::layer::{NonceDemand, Outcome, RequestFacts};
+use crate::upstream_answer::ErrorBody;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use rand::Rng;
+use http::{Request, Response};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
-use tokio::time::Instant;
-use tower::retry::budget::Budget as _;
+use tower::retry::budget::{Budget as _, TpsBudget};
+use tracing::Instrument as _;
 
-/// Why an attempt is retried (a fixed label for logs and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
-    /// 502 or 503.
-    Unavailable,
-    /// 500 or 501: one retry only.
-    ServerError,
-    /// An OAuth error body Singpass marks retryable.
-    RetryableError,
-    /// No answer came back (connect failure, connection closed).
-    Transport,
-}
+mod policy;
+pub use policy::{Decision, Now, RetryPolicy, RetryReason, Stop, Tally};
 
-impl RetryReason {
-    /// The label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Unavailable => "status_502_503",
-            Self::ServerError => "status_500_501",
-            Self::RetryableError => "retryable_error_body",
-            Self::Transport => "transport",
-        }
-    }
-}
-
-/// What the policy says about one finished attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Give the app this result.
-    Done,
-    /// Try again after this long.
-    RetryAfter(Duration, RetryReason),
-}
-
-/// Which failures are retried and how long to wait: everything but the plumbing.
+/// Builds [`Retry`] for one route: its policy and its retry budget.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy<'a> {
-    /// The route's settings.
-    pub settings: &'a RetrySettings,
+pub struct RetryLayer {
+    route: RouteKind,
+    policy: Arc<RetryPolicy>,
+    budget: Arc<TpsBudget>,
 }
 
-impl RetryPolicy<'_> {
-    /// Decides after attempt number `retries_done + 1` finished with `result`.
-    pub fn decide(
-        &self,
-        result: &Result<Response<Bytes>, BoxError>,
-        retries_done: u32,
-        now: SystemTime,
-        rng: &mut impl Rng,
-    ) -> Decision {
-        let s = self.settings;
-        if retries_done >= s.max_retries {
-            return Decision::Done;
+impl RetryLayer {
+    /// Retries attempts of `route` as `policy` decides, within `budget`.
+    pub fn new(route: RouteKind, policy: RetryPolicy, budget: Arc<TpsBudget>) -> Self {
+        Self {
+            route,
+            policy: Arc::new(policy),
+            budget,
         }
-        let reason = match result {
-            Ok(res) => match Self::reason_for_answer(res) {
-                Some(r) => r,
-                None => return Decision::Done,
-            },
-            Err(e) if is_transport_failure(e) => RetryReason::Transport,
-            Err(_) => return Decision::Done,
-        };
-        if reason == RetryReason::ServerError && retries_done >= 1 {
-            return Decision::Done;
-        }
-        let mut delay = self.backoff(retries_done, rng);
-        if reason == RetryReason::ServerError {
-            // "Retry once after a delay": at least the full first backoff step.
-            delay = delay.max(s.base_delay);
-        }
-        if let Ok(res) = result {
-            if let Some(asked) = retry_after(res.headers(), now) {
-                if asked > s.retry_after_cap {
-                    return Decision::Done;
-                }
-                delay = delay.max(asked);
-            }
-        }
-        Decision::RetryAfter(delay, reason)
-    }
-
-    fn reason_for_answer(res: &Response<Bytes>) -> Option<RetryReason> {
-        match res.status() {
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => {
-                Some(RetryReason::Unavailable)
-            }
-            s if s.is_success() || s.is_redirection() || s.is_informational() => None,
-            StatusCode::TOO_MANY_REQUESTS => None,
-            s => {
-                let body = ErrorBody::parse(res.body());
-                if body.is_retryable_oauth() {
-                    Some(RetryReason::RetryableError)
-                } else if s == StatusCode::INTERNAL_SERVER_ERROR || s == StatusCode::NOT_IMPLEMENTED
-                {
-                    Some(RetryReason::ServerError)
-                } else {
-                    None
-                }
-            }
-        }
-    }
-
-    /// Exponential backoff with full jitter: uniform in [0, min(max_delay, base * 2^n)].
-    pub fn backoff(&self, retries_done: u32, rng: &mut impl Rng) -> Duration {
-        let s = self.settings;
-        let ceiling = s
-            .base_delay
-            .saturating_mul(1u32 << retries_done.min(20))
-            .min(s.max_delay);
-        ceiling.mul_f64(rng.gen_range(0.0..=1.0))
     }
 }
-
-/// A failure where no answer came back: hyper could not connect, or the connection closed
-/// before an answer. A timed-out attempt is not one (the upstream may still be working on it).
-fn is_transport_failure(err: &BoxError) -> bool {
-    if err.is::<ProxyError>() || err.is::<tower::timeout::error::Elapsed>() {
-        return false;
-    }
-    err.is::<hyper_util::client::legacy::Error>()
-}
-
-/// Builds [`Retry`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RetryLayer;
 
 impl<S> tower::Layer<S> for RetryLayer {
     type Service = Retry<S>;
     fn layer(&self, inner: S) -> Retry<S> {
-        Retry { inner }
+        Retry {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
-/// Replays a request while the route's [`RetryPolicy`], its budget and the request's overall
-/// deadline allow.
+/// Replays a request while its route's [`RetryPolicy`] says so. Needs the request's
+/// [`RequestFacts`] (for its deadline).
 #[derive(Debug, Clone)]
 pub struct Retry<S> {
     inner: S,
+    layer: RetryLayer,
 }
 
 impl<S> tower::Service<Request<Bytes>> for Retry<S>
@@ -175,55 +75,107 @@ where
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let RetryLayer {
+            route,
+            policy,
+            budget,
+        } = self.layer.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions().get::<RequestContext>().cloned() else {
-                return inner.call(req).await.map_err(Into::into);
-            };
-            let route = &ctx.route;
-            let policy = RetryPolicy {
-                settings: &route.policy.retry,
-            };
-            route.budget.deposit();
-            let mut retries = 0;
-            let mut nonce_retried = false;
+            let deadline = RequestFacts::of(&req)?.deadline;
+            let route = route.label();
+            // Every request earns the budget a share of a retry; retries spend it.
+            budget.deposit();
+            let mut tally = Tally::default();
+            let (mut attempts, mut last_error) = (0u32, None);
             loop {
+                let span = tracing::info_span!("attempt", attempt = attempts + 1);
                 std::future::poll_fn(|cx| inner.poll_ready(cx))
                     .await
                     .map_err(Into::into)?;
-                let result = inner.call(replay(&req)).await.map_err(Into::into);
-                // A DPoP-nonce demand is repeated once, at once, outside max_retries and the
-                // budget: it is part of the protocol, not a failure.
-                if let Ok(res) = &result {
-                    if res.extensions().get::<NonceDemand>().is_some() && !nonce_retried {
-                        nonce_retried = true;
-                        crate::metrics::nonce_retry(route.kind.label());
-                        continue;
+                let result = inner
+                    .call(replay(&req))
+                    .instrument(span)
+                    .await
+                    .map_err(Into::into);
+                if reached_upstream(&result) {
+                    attempts += 1;
+                }
+                if let Some(ids) = upstream_error(&result) {
+                    last_error = Some(ids);
+                }
+                let decision = policy.decide(
+                    &mut tally,
+                    &result,
+                    &budget,
+                    deadline,
+                    Now::current(),
+                    &mut rand::thread_rng(),
+                );
+                match decision {
+                    Decision::RepeatNow => crate::metrics::nonce_retry(route),
+                    Decision::RetryAfter(delay, reason) => {
+                        crate::metrics::retry(route, reason.label());
+                        tracing::info!(
+                            reason = reason.label(),
+                            retry = tally.retries,
+                            delay_ms = delay.as_millis() as u64,
+                            "retrying upstream attempt"
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                    Decision::Done(stop) => {
+                        match stop {
+                            Stop::DeadlineTooClose => tracing::info!(
+                                stop = stop.label(),
+                                "not retrying: the overall deadline is too close"
+                            ),
+                            Stop::BudgetSpent => tracing::warn!(
+                                stop = stop.label(),
+                                "not retrying: the route's retry budget is spent"
+                            ),
+                            _ => {}
+                        }
+                        let add = |o: &mut Outcome| {
+                            o.attempts = attempts;
+                            o.upstream = last_error;
+                        };
+                        return match result {
+                            Ok(mut res) => {
+                                add(res.extensions_mut().get_or_insert_default::<Outcome>());
+                                Ok(res)
+                            }
+                            Err(e) => Err(annotate(e, add)),
+                        };
                     }
                 }
-                let decision =
-                    policy.decide(&result, retries, SystemTime::now(), &mut rand::thread_rng());
-                let Decision::RetryAfter(delay, reason) = decision else {
-                    return result;
-                };
-                if Instant::now() + delay >= ctx.deadline {
-                    tracing::info!(request_id = %ctx.request_id, route = route.kind.label(), reason = reason.label(), "not retrying: the overall deadline is too close");
-                    return result;
-                }
-                if !route.budget.withdraw() {
-                    tracing::warn!(request_id = %ctx.request_id, route = route.kind.label(), reason = reason.label(), "not retrying: the route's retry budget is spent");
-                    return result;
-                }
-                retries += 1;
-                crate::metrics::retry(route.kind.label(), reason.label());
-                tracing::info!(request_id = %ctx.request_id, route = route.kind.label(), reason = reason.label(), retry = retries, delay_ms = delay.as_millis() as u64, "retrying upstream attempt");
-                tokio::time::sleep(delay).await;
             }
         })
     }
 }
 
+/// An answer came back, or the attempt failed past the proxy's own checks.
+fn reached_upstream(result: &Result<Response<Bytes>, BoxError>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(e) => e.downcast_ref::<ProxyError>().is_none_or(|e| !e.is_local()),
+    }
+}
+
+/// The ids of an upstream error answer (a nonce demand is a protocol step, not an error).
+fn upstream_error(result: &Result<Response<Bytes>, BoxError>) -> Option<UpstreamIds> {
+    let res = result
+        .as_ref()
+        .ok()
+        .filter(|r| r.status().as_u16() >= 400 && r.extensions().get::<NonceDemand>().is_none())?;
+    let body = ErrorBody::of(res);
+    Some(UpstreamIds {
+        id: body.id.clone(),
+        trace_id: body.trace_id.clone(),
+    })
+}
+
 /// A copy of the app's request for one more attempt: same method, target, headers, body and
-/// context (and so the same ephemeral key); inject signs it afresh.
+/// facts (and so the same ephemeral key); inject signs it afresh.
 fn replay(req: &Request<Bytes>) -> Request<Bytes> {
     let mut copy = Request::new(req.body().clone());
     *copy.method_mut() = req.method().clone();

@@ -1,21 +1,25 @@
 //! [`ProxyBuilder`]: a [`Proxy`] from a [`Config`], with the built-in or your own HTTP client
 //! and binding store.
 
-use super::{AbortOnDrop, Proxy, BINDINGS, KEY_POOL};
+use super::{AbortOnDrop, Proxy};
 use crate::admin::Health;
 use crate::binding::{BindingStore, MemoryBindings};
 use crate::config::{Config, ConfigError};
 use crate::error::BoxError;
 use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
-use crate::layer::{NonceStore, Signing};
-use crate::route::RouteTable;
-use crate::stack;
+use crate::layer::{MemoryNonces, Signing};
+use crate::stack::{self, Built, Shared};
 use crate::upstream::{tls_config, upstream_client, UpstreamService};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::Arc;
 use tower::util::BoxCloneSyncService;
+
+/// Ephemeral keys kept ready by the background generator.
+const KEY_POOL: usize = 64;
+/// Bindings the in-memory store holds at most.
+const BINDINGS: u64 = 1_000_000;
 
 /// Assembles a [`Proxy`] from a [`Config`], optionally with your own HTTP client or binding
 /// store.
@@ -67,11 +71,27 @@ impl<'a> ProxyBuilder<'a> {
                 config.max_response_body,
             )),
         };
-        let routes = Arc::new(RouteTable::new(config, &upstream));
+        let bindings = self
+            .bindings
+            .unwrap_or_else(|| Arc::new(MemoryBindings::new(BINDINGS)));
+        let signing = Arc::new(Signing {
+            client_id: config.client_id.clone(),
+            keys: keys.clone(),
+            assertion_lifetime: config.assertion_lifetime,
+            bindings: bindings.clone(),
+            nonces: Arc::new(MemoryNonces::default()),
+        });
+        let shared = Shared {
+            signing,
+            bindings,
+            pool: EphemeralKeyPool::new(KEY_POOL),
+            keys: keys.clone(),
+        };
+        let Built { edge, discoveries } = stack::build(config, &shared, upstream);
         let runtime = tokio::runtime::Handle::try_current().ok();
         if let Some(runtime) = &runtime {
             // Fetch every issuer's discovery now, so that the first login does not wait.
-            for discovery in routes.discoveries() {
+            for discovery in &discoveries {
                 let discovery = discovery.clone();
                 runtime.spawn(async move {
                     let _ = discovery.metadata().await;
@@ -82,27 +102,11 @@ impl<'a> ProxyBuilder<'a> {
             (Some(every), Some(_)) => keys.watch(every),
             _ => None,
         };
-        let signing = Signing {
-            client_id: config.client_id.clone(),
-            keys: keys.clone(),
-            pool: EphemeralKeyPool::new(KEY_POOL),
-            bindings: self
-                .bindings
-                .unwrap_or_else(|| Arc::new(MemoryBindings::new(BINDINGS))),
-            assertion_lifetime: config.assertion_lifetime,
-            nonces: NonceStore::default(),
-        };
         Ok(Proxy {
-            health: Arc::new(Health::new(keys.clone(), routes.discoveries().to_vec())),
-            routes,
+            health: Arc::new(Health::new(keys.clone(), discoveries)),
             keys,
-            jwks_on_main_listener: config.jwks_on_main_listener,
-            api_keys: crate::inbound::ApiKeys::new(&config.inbound),
             _key_watch: Arc::new(AbortOnDrop(key_watch)),
-            service: stack::build(config, signing, upstream),
-            max_request_body: config.max_request_body,
-            doc_url: config.problem_doc_url.as_str().into(),
-            overall: config.timeouts.overall,
+            edge,
         })
     }
 }

@@ -1,4 +1,6 @@
-//! Captures tracing events of the current thread (a `#[tokio::test]` runs every task there).
+//! Captures tracing events of the current thread (a `#[tokio::test]` runs every task there),
+//! each with the fields of the spans it happened in (the request's id, method and route, the
+//! attempt), as a log line shows them.
 //!
 //! One global subscriber per test binary forwards each event to the capture of the thread it
 //! happens on. (Scoped `set_default` subscribers in parallel tests race on tracing's global
@@ -62,12 +64,53 @@ thread_local! {
 
 struct ToThreadCapture;
 
-impl<S: tracing::Subscriber> Layer<S> for ToThreadCapture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+/// A span's fields so far (kept in the span's extensions).
+struct SpanFields(BTreeMap<String, String>);
+
+impl<S> Layer<S> for ToThreadCapture
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Visitor(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                values.record(&mut Visitor(&mut fields.0));
+            }
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
         let Some(captured) = CURRENT.with(|c| c.borrow().clone()) else {
             return;
         };
         let mut fields = BTreeMap::new();
+        for span in ctx
+            .event_scope(event)
+            .into_iter()
+            .flat_map(|s| s.from_root())
+        {
+            if let Some(own) = span.extensions().get::<SpanFields>() {
+                fields.extend(own.0.clone());
+            }
+        }
         event.record(&mut Visitor(&mut fields));
         let meta = event.metadata();
         captured.0.lock().unwrap().push(Event {

@@ -1,5 +1,7 @@
-//! DPoP nonces (RFC 9449 sections 8 and 9): the newest nonce each upstream origin handed out.
+//! DPoP nonces (RFC 9449 sections 8 and 9): the newest nonce each upstream origin handed out,
+//! behind [`NonceStore`] so that replicas can share it, and how a nonce demand looks.
 
+use crate::upstream_answer::error_body;
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use std::collections::HashMap;
@@ -7,15 +9,24 @@ use std::sync::Mutex;
 
 static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
-/// The newest `DPoP-Nonce` per origin (`scheme://host:port`).
+/// Where the newest `DPoP-Nonce` of each upstream origin (`scheme://host:port`) is kept. Both
+/// calls are on the request path and must not block: a shared store answers from a local copy
+/// and writes through in the background.
+pub trait NonceStore: Send + Sync + 'static {
+    /// The nonce to put in the next proof for `origin`, if the server ever gave one.
+    fn newest(&self, origin: &str) -> Option<String>;
+    /// Keeps the nonce an answer from `origin` carried.
+    fn remember(&self, origin: &str, nonce: &str);
+}
+
+/// The nonces of this process, one per origin (a handful of origins: bounded by the config).
 #[derive(Debug, Default)]
-pub struct NonceStore {
+pub struct MemoryNonces {
     by_origin: Mutex<HashMap<String, String>>,
 }
 
-impl NonceStore {
-    /// The nonce to put in the next proof for `origin`, if the server ever gave one.
-    pub fn get(&self, origin: &str) -> Option<String> {
+impl NonceStore for MemoryNonces {
+    fn newest(&self, origin: &str) -> Option<String> {
         self.by_origin
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -23,23 +34,21 @@ impl NonceStore {
             .cloned()
     }
 
-    /// Keeps the nonce an answer carries; true when it differs from the one already held.
-    pub fn observe(&self, origin: &str, res: &Response<Bytes>) -> bool {
-        let Some(nonce) = res.headers().get(&DPOP_NONCE).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        // A nonce is a token68-ish opaque string; refuse anything that could not go in a JWT
-        // claim sensibly (and bound its size).
-        if nonce.is_empty() || nonce.len() > 512 {
-            return false;
-        }
+    fn remember(&self, origin: &str, nonce: &str) {
         let mut map = self.by_origin.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = map.get(origin).map(String::as_str) != Some(nonce);
-        if changed {
+        if map.get(origin).map(String::as_str) != Some(nonce) {
             map.insert(origin.to_owned(), nonce.to_owned());
         }
-        changed
     }
+}
+
+/// The `DPoP-Nonce` an answer carries, if it is usable in a proof: a nonce is an opaque
+/// token68-ish string; anything empty or oversized is ignored.
+pub(super) fn handed_out(res: &Response<Bytes>) -> Option<&str> {
+    res.headers()
+        .get(&DPOP_NONCE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|n| !n.is_empty() && n.len() <= 512)
 }
 
 /// `scheme://authority` of a URL.
@@ -56,16 +65,9 @@ pub(super) fn origin(url: &str) -> String {
 
 /// An authorization server's `400 {"error":"use_dpop_nonce"}` or a resource server's `401`
 /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
-pub(super) fn asks_for_nonce(res: &Response<Bytes>) -> bool {
+pub(super) fn asks_for_nonce(res: &mut Response<Bytes>) -> bool {
     match res.status() {
-        StatusCode::BAD_REQUEST => {
-            #[derive(serde::Deserialize)]
-            struct OAuthError {
-                error: Option<String>,
-            }
-            serde_json::from_slice::<OAuthError>(res.body())
-                .is_ok_and(|e| e.error.as_deref() == Some("use_dpop_nonce"))
-        }
+        StatusCode::BAD_REQUEST => error_body(res).error.as_deref() == Some("use_dpop_nonce"),
         StatusCode::UNAUTHORIZED => res
             .headers()
             .get_all(header::WWW_AUTHENTICATE)
@@ -95,17 +97,17 @@ mod tests {
 
     #[test]
     fn recognises_both_nonce_demands() {
-        assert!(asks_for_nonce(&res(
+        assert!(asks_for_nonce(&mut res(
             400,
             &[],
             r#"{"error":"use_dpop_nonce"}"#
         )));
-        assert!(!asks_for_nonce(&res(
+        assert!(!asks_for_nonce(&mut res(
             400,
             &[],
             r#"{"error":"invalid_dpop_proof"}"#
         )));
-        assert!(asks_for_nonce(&res(
+        assert!(asks_for_nonce(&mut res(
             401,
             &[(
                 "www-authenticate",
@@ -113,12 +115,12 @@ mod tests {
             )],
             ""
         )));
-        assert!(!asks_for_nonce(&res(
+        assert!(!asks_for_nonce(&mut res(
             401,
             &[("www-authenticate", r#"DPoP error="invalid_token""#)],
             ""
         )));
-        assert!(!asks_for_nonce(&res(
+        assert!(!asks_for_nonce(&mut res(
             500,
             &[],
             r#"{"error":"use_dpop_nonce"}"#
@@ -127,16 +129,17 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_nonce_per_origin() {
-        let store = NonceStore::default();
-        assert!(store.observe("https://a", &res(200, &[("dpop-nonce", "n1")], "")));
-        assert!(
-            !store.observe("https://a", &res(200, &[("dpop-nonce", "n1")], "")),
-            "same nonce is not news"
+        let store = MemoryNonces::default();
+        store.remember("https://a", "n1");
+        store.remember("https://a", "n2");
+        assert_eq!(store.newest("https://a").as_deref(), Some("n2"));
+        assert_eq!(store.newest("https://b"), None);
+        assert_eq!(
+            handed_out(&res(200, &[("dpop-nonce", "n3")], "")),
+            Some("n3")
         );
-        assert!(store.observe("https://a", &res(400, &[("dpop-nonce", "n2")], "")));
-        assert!(!store.observe("https://a", &res(200, &[], "")));
-        assert_eq!(store.get("https://a").as_deref(), Some("n2"));
-        assert_eq!(store.get("https://b"), None);
+        assert_eq!(handed_out(&res(200, &[("dpop-nonce", "")], "")), None);
+        assert_eq!(handed_out(&res(200, &[], "")), None);
         assert_eq!(
             origin("https://id.example:8443/fapi/token?x=1"),
             "https://id.example:8443"

@@ -1,15 +1,15 @@
-//! Signs one attempt from its plan: a new client assertion (form routes), a new DPoP proof
-//! (with the server's nonce once it gave one), and `Authorization: DPoP` for resource calls.
+//! Signs one attempt: a new client assertion (form routes), a new DPoP proof (with the
+//! server's newest nonce once it gave one), and `Authorization: DPoP` for resource calls.
 
-use super::plan::Plan;
 use super::Signing;
+use crate::config::RouteKind;
 use crate::error::{ProblemCode, ProxyError};
 use crate::jose::{
     self, AssertionClaims, EphemeralKey, ProofClaims, SigningKey, CLIENT_ASSERTION_TYPE,
 };
-use crate::route::{RequestContext, RouteKind};
+use crate::layer::RequestFacts;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request};
+use http::{header, HeaderName, HeaderValue, Request};
 use rand::RngCore;
 use std::time::SystemTime;
 
@@ -17,63 +17,72 @@ static DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// The app's request, signed for one attempt.
 pub(super) fn attempt(
-    req: &Request<Bytes>,
-    ctx: &RequestContext,
-    plan: &Plan,
+    mut req: Request<Bytes>,
+    facts: &RequestFacts,
+    route: RouteKind,
     signing: &Signing,
     nonce: Option<&str>,
     now: SystemTime,
 ) -> Result<Request<Bytes>, ProxyError> {
-    let mut rng = rand::thread_rng();
-    let mut headers = req.headers().clone();
-    // The app's own proofs and credentials never go upstream.
-    headers.remove(&DPOP);
-    headers.remove(header::AUTHORIZATION);
-    let body = match &plan.form {
-        Some(form) => {
-            let jkt = (ctx.route.kind == RouteKind::V4Token)
-                .then(|| plan.key.as_deref().map(EphemeralKey::jkt))
-                .flatten();
-            let claims = AssertionClaims {
-                client_id: &signing.client_id,
-                aud: &ctx.aud,
-                jkt,
-                lifetime: signing.assertion_lifetime,
-            };
-            let keys = signing.keys.current();
-            let assertion =
-                client_assertion(keys.signing(), claims, now, &mut rng).map_err(internal)?;
-            let mut out = form_urlencoded::Serializer::for_suffix(form.clone(), 0);
-            out.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
-            out.append_pair("client_assertion", &assertion);
-            Bytes::from(out.finish())
-        }
-        None => req.body().clone(),
+    let missing = |fact: &str| {
+        ProxyError::new(
+            ProblemCode::SystemInternalError,
+            format!("the request's RequestFacts have no {fact} for a {} call: the route's local checks choose it", route.label()),
+        )
     };
-    if let Some(key) = plan.key.as_deref().filter(|_| ctx.route.kind.uses_dpop()) {
+    let key = match route.uses_dpop() {
+        true => Some(facts.key.as_deref().ok_or_else(|| missing("key"))?),
+        false => None,
+    };
+    let resource = matches!(route, RouteKind::V4Person | RouteKind::FapiUserinfo);
+    let token = match resource {
+        true => Some(
+            facts
+                .token
+                .as_deref()
+                .ok_or_else(|| missing("access token"))?,
+        ),
+        false => None,
+    };
+    let mut rng = rand::thread_rng();
+    // The app's own proofs and credentials never go upstream.
+    req.headers_mut().remove(&DPOP);
+    req.headers_mut().remove(header::AUTHORIZATION);
+    if !resource {
+        let jkt = key
+            .filter(|_| route == RouteKind::V4Token)
+            .map(EphemeralKey::jkt);
+        let claims = AssertionClaims {
+            client_id: &signing.client_id,
+            aud: &facts.aud,
+            jkt,
+            lifetime: signing.assertion_lifetime,
+        };
+        let keys = signing.keys.current();
+        let assertion =
+            client_assertion(keys.signing(), claims, now, &mut rng).map_err(internal)?;
+        let form = std::str::from_utf8(req.body()).map_err(internal)?;
+        let mut out = form_urlencoded::Serializer::for_suffix(form.to_owned(), 0);
+        out.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+        out.append_pair("client_assertion", &assertion);
+        *req.body_mut() = Bytes::from(out.finish());
+    }
+    if let Some(key) = key {
         let claims = ProofClaims {
             htm: req.method().as_str(),
-            htu: &ctx.htu,
-            access_token: plan.token.as_deref(),
+            htu: &facts.htu,
+            access_token: token,
             nonce,
         };
         let proof = dpop_proof(key, claims, now, &mut rng).map_err(internal)?;
-        set_sensitive(&mut headers, DPOP.clone(), &proof)?;
+        req.headers_mut()
+            .insert(DPOP.clone(), header_value(&DPOP, &proof)?);
     }
-    if let Some(token) = &plan.token {
-        set_sensitive(
-            &mut headers,
-            header::AUTHORIZATION,
-            &format!("DPoP {token}"),
-        )?;
+    if let Some(token) = token {
+        let value = header_value(&header::AUTHORIZATION, &format!("DPoP {token}"))?;
+        req.headers_mut().insert(header::AUTHORIZATION, value);
     }
-    let mut signed = Request::new(body);
-    *signed.method_mut() = req.method().clone();
-    *signed.uri_mut() = req.uri().clone();
-    *signed.version_mut() = req.version();
-    *signed.headers_mut() = headers;
-    *signed.extensions_mut() = req.extensions().clone();
-    Ok(signed)
+    Ok(req)
 }
 
 /// Signs a client assertion, counting it and its time.
@@ -102,20 +111,17 @@ fn dpop_proof(
     jwt
 }
 
-fn set_sensitive(headers: &mut HeaderMap, name: HeaderName, value: &str) -> Result<(), ProxyError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
+fn header_value(name: &HeaderName, value: &str) -> Result<HeaderValue, ProxyError> {
+    HeaderValue::from_str(value).map_err(|_| {
         ProxyError::new(
             ProblemCode::ValidationInvalidParameter,
             format!("the value for {name} contains characters not allowed in a header"),
         )
-    })?;
-    value.set_sensitive(true);
-    headers.insert(name, value);
-    Ok(())
+    })
 }
 
 /// A signing failure: logged, and answered as an internal error (never the key's details).
-pub(super) fn internal(err: impl std::fmt::Display) -> ProxyError {
+fn internal(err: impl std::fmt::Display) -> ProxyError {
     tracing::error!(error = %err, "signing failed");
     ProxyError::new(
         ProblemCode::SystemInternalError,

@@ -7,7 +7,7 @@
 //! Under a sustained upstream quota this settles just below it instead of oscillating around
 //! it. While lowered, bursts are 1.
 
-use super::{gcra, wait_for, Gcra, LastThrottle, TokioClock};
+use super::local::{gcra, wait_for, Gcra, TokioClock};
 use crate::config::RateLimitSettings;
 use crate::error::{ProblemCode, ProxyError, UpstreamIds};
 use std::sync::Mutex;
@@ -29,7 +29,8 @@ pub struct RouteLimiter {
     configured: Option<(f64, u32)>,
     clock: TokioClock,
     state: Mutex<State>,
-    last_throttle: LastThrottle,
+    /// The upstream error of the last throttle, named in the problems of refused requests.
+    last_throttle: Mutex<Option<UpstreamIds>>,
 }
 
 #[derive(Debug)]

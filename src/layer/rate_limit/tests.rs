@@ -2,46 +2,42 @@
 //! adaptive rate settling under an upstream quota.
 
 use super::*;
-use crate::config::{Config, RateLimitSettings};
-use crate::route::{Route, RouteKind};
+use crate::config::{Config, RateLimitSettings, RouteKind};
+use crate::error::{BoxError, ProxyError};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceExt};
 
-fn route(rate_limit: &str, global: &str) -> Arc<Route> {
+/// A v4 token route's quota from `[rate_limit]` settings and an optional global table.
+struct Route {
+    quota: Arc<LocalQuota>,
+    max_wait: Duration,
+}
+
+impl Route {
+    fn layer(&self) -> RateLimitLayer {
+        RateLimitLayer::new(self.quota.clone(), self.max_wait)
+    }
+}
+
+fn route(rate_limit: &str, global: &str) -> Route {
     let text = format!("client_id = \"c\"\n[keys]\njwks_env = \"X\"\n[rate_limit]\n{rate_limit}\n{global}\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"https://u.example/com/v4\"\n");
     let config = Config::from_toml(&text, std::path::Path::new(".")).unwrap();
     let global = config
         .global_rate_limit
         .map(|q| Arc::new(GlobalLimiter::new(q)));
-    Arc::new(Route::new(
-        &config.upstreams[0],
-        RouteKind::V4Token,
-        &config.upstreams[0].routes[&RouteKind::V4Token],
-        global,
-        None,
-        None,
-    ))
+    let settings = &config.upstreams[0].routes[&RouteKind::V4Token].rate_limit;
+    Route {
+        quota: Arc::new(LocalQuota::new(RouteKind::V4Token, settings, global)),
+        max_wait: settings.max_wait,
+    }
 }
 
-fn request(route: &Arc<Route>) -> Request<Bytes> {
-    let ctx = RequestContext::new(
-        route.clone(),
-        &crate::route::Target {
-            url: "https://u.example/com/v4/token".into(),
-            aud: "https://u.example/com/v4/token".into(),
-        },
-        "/com/v4/token",
-        "rid",
-        "doc".into(),
-        Duration::from_secs(30),
-    );
-    let mut req = Request::post("https://u.example/com/v4/token")
+fn request(_route: &Route) -> Request<Bytes> {
+    Request::post("https://u.example/com/v4/token")
         .body(Bytes::new())
-        .unwrap();
-    req.extensions_mut().insert(ctx);
-    req
+        .unwrap()
 }
 
 /// An upstream that answers 200, or what `answer` says, counting calls.
@@ -74,7 +70,7 @@ fn problem(err: BoxError) -> ProxyError {
 async fn burst_goes_at_once_then_requests_wait_then_get_429_with_retry_after() {
     let route = route("per_second = 10\nburst = 2\nmax_wait = \"250ms\"", "");
     let calls = Arc::new(AtomicU32::new(0));
-    let svc = RateLimitLayer.layer(upstream(calls.clone()));
+    let svc = route.layer().layer(upstream(calls.clone()));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -112,7 +108,7 @@ async fn global_quota_applies_across_routes() {
         "[rate_limit.global]\nper_second = 1\nburst = 1",
     );
     let calls = Arc::new(AtomicU32::new(0));
-    let mut svc = RateLimitLayer.layer(upstream(calls.clone()));
+    let mut svc = a.layer().layer(upstream(calls.clone()));
     assert!(send(&mut svc, request(&a)).await.is_ok());
     let err = problem(send(&mut svc, request(&a)).await.unwrap_err());
     assert_eq!(err.code, crate::error::ProblemCode::ResourceRateLimited);
@@ -124,26 +120,28 @@ async fn upstream_429_pauses_the_route_until_retry_after_and_halves_its_rate() {
     let route = route("per_second = 10\nburst = 10\nmax_wait = \"250ms\"", "");
     let throttled = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = throttled.clone();
-    let mut svc = RateLimitLayer.layer(tower::service_fn(move |_req: Request<Bytes>| {
-        let throttle = flag.swap(false, Ordering::SeqCst);
-        async move {
-            let res = if throttle {
-                Response::builder()
-                    .status(429)
-                    .header("retry-after", "2")
-                    .body(Bytes::from_static(
-                        br#"{"id":"e-1","trace_id":"t-1","error":"TOO_MANY_REQUESTS"}"#,
-                    ))
-                    .unwrap()
-            } else {
-                Response::new(Bytes::new())
-            };
-            Ok::<_, BoxError>(res)
-        }
-    }));
+    let mut svc = route
+        .layer()
+        .layer(tower::service_fn(move |_req: Request<Bytes>| {
+            let throttle = flag.swap(false, Ordering::SeqCst);
+            async move {
+                let res = if throttle {
+                    Response::builder()
+                        .status(429)
+                        .header("retry-after", "2")
+                        .body(Bytes::from_static(
+                            br#"{"id":"e-1","trace_id":"t-1","error":"TOO_MANY_REQUESTS"}"#,
+                        ))
+                        .unwrap()
+                } else {
+                    Response::new(Bytes::new())
+                };
+                Ok::<_, BoxError>(res)
+            }
+        }));
     // The 429 reaches the app unchanged.
     assert_eq!(send(&mut svc, request(&route)).await.unwrap().status(), 429);
-    assert_eq!(route.limiter.effective_rate(), 5.0);
+    assert_eq!(route.quota.effective_rate(), 5.0);
     // During the pause: refused locally, naming the upstream error that caused it.
     let err = problem(send(&mut svc, request(&route)).await.unwrap_err());
     assert_eq!(err.code, crate::error::ProblemCode::ProviderThrottled);
@@ -165,16 +163,18 @@ async fn upstream_429_pauses_the_route_until_retry_after_and_halves_its_rate() {
 #[tokio::test(start_paused = true)]
 async fn a_too_many_requests_body_is_a_throttle_signal_too() {
     let route = route("per_second = 10\nburst = 10", "");
-    let mut svc = RateLimitLayer.layer(tower::service_fn(|_req: Request<Bytes>| async {
-        Ok::<_, BoxError>(
-            Response::builder()
-                .status(400)
-                .body(Bytes::from_static(br#"{"error":"TOO_MANY_REQUESTS"}"#))
-                .unwrap(),
-        )
-    }));
+    let mut svc = route
+        .layer()
+        .layer(tower::service_fn(|_req: Request<Bytes>| async {
+            Ok::<_, BoxError>(
+                Response::builder()
+                    .status(400)
+                    .body(Bytes::from_static(br#"{"error":"TOO_MANY_REQUESTS"}"#))
+                    .unwrap(),
+            )
+        }));
     send(&mut svc, request(&route)).await.unwrap();
-    assert_eq!(route.limiter.effective_rate(), 5.0);
+    assert_eq!(route.quota.effective_rate(), 5.0);
 }
 
 /// A sustained upstream quota of 10/s (burst 10), a proxy configured for 30/s, and an app
@@ -194,26 +194,28 @@ async fn settles_just_under_a_sustained_upstream_quota() {
         ..Default::default()
     }));
     let s = state.clone();
-    let svc = RateLimitLayer.layer(tower::service_fn(move |_req: Request<Bytes>| {
-        let mut u = s.lock().unwrap();
-        let now = Instant::now();
-        let refill = u.last.map_or(0.0, |l| (now - l).as_secs_f64() * 10.0);
-        u.tokens = (u.tokens + refill).min(10.0);
-        u.last = Some(now);
-        let res = if u.tokens >= 1.0 {
-            u.tokens -= 1.0;
-            u.accepted.push(now);
-            Response::new(Bytes::new())
-        } else {
-            u.throttled.push(now);
-            Response::builder()
-                .status(429)
-                .header("retry-after", "1")
-                .body(Bytes::new())
-                .unwrap()
-        };
-        async move { Ok::<_, BoxError>(res) }
-    }));
+    let svc = route
+        .layer()
+        .layer(tower::service_fn(move |_req: Request<Bytes>| {
+            let mut u = s.lock().unwrap();
+            let now = Instant::now();
+            let refill = u.last.map_or(0.0, |l| (now - l).as_secs_f64() * 10.0);
+            u.tokens = (u.tokens + refill).min(10.0);
+            u.last = Some(now);
+            let res = if u.tokens >= 1.0 {
+                u.tokens -= 1.0;
+                u.accepted.push(now);
+                Response::new(Bytes::new())
+            } else {
+                u.throttled.push(now);
+                Response::builder()
+                    .status(429)
+                    .header("retry-after", "1")
+                    .body(Bytes::new())
+                    .unwrap()
+            };
+            async move { Ok::<_, BoxError>(res) }
+        }));
     let svc: BoxCloneService<Request<Bytes>, Response<Bytes>, BoxError> = BoxCloneService::new(svc);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -240,13 +242,13 @@ async fn settles_just_under_a_sustained_upstream_quota() {
     assert!(
         throttled <= 3,
         "{throttled} throttled in the last minute (rate now {})",
-        route.limiter.effective_rate()
+        route.quota.effective_rate()
     );
     assert!(
         accepted as f64 >= 0.85 * 10.0 * 60.0,
         "only {accepted} accepted in the last minute"
     );
-    assert!(route.limiter.effective_rate() < 10.5);
+    assert!(route.quota.effective_rate() < 10.5);
 }
 
 #[test]

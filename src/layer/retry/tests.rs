@@ -1,43 +1,53 @@
 //! Retry against a scripted mock upstream, in paused time.
 
 use super::*;
-use crate::config::Config;
-use crate::route::{Route, RouteKind};
+use crate::config::{Config, RetrySettings};
+use crate::jose::EphemeralKey;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use tower_test::mock;
 
-fn context(extra: &str, overall: Duration) -> RequestContext {
-    let text = format!("client_id = \"c\"\n[keys]\njwks_env = \"X\"\n[retry]\n{extra}\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"https://u.example/com/v4\"\n");
-    let config = Config::from_toml(&text, std::path::Path::new(".")).unwrap();
-    let route = Arc::new(Route::new(
-        &config.upstreams[0],
-        RouteKind::V4Token,
-        &config.upstreams[0].routes[&RouteKind::V4Token],
-        None,
-        None,
-        None,
-    ));
-    RequestContext::new(
-        route,
-        &crate::route::Target {
-            url: "https://u.example/com/v4/token".into(),
-            aud: "https://u.example/com/v4/token".into(),
-        },
-        "/com/v4/token",
-        "rid-1",
-        "doc".into(),
-        overall,
-    )
+/// A v4 token route's retry layer (its budget shared by every request sent through it), the
+/// overall timeout of its requests, and the transaction key every attempt must carry.
+struct Ctx {
+    layer: RetryLayer,
+    overall: Duration,
+    key: Arc<EphemeralKey>,
 }
 
-fn request(ctx: &RequestContext) -> Request<Bytes> {
-    let mut req = Request::post("https://u.example/com/v4/token")
+fn settings(extra: &str) -> RetrySettings {
+    let text = format!("client_id = \"c\"\n[keys]\njwks_env = \"X\"\n[retry]\n{extra}\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"https://u.example/com/v4\"\n");
+    let config = Config::from_toml(&text, std::path::Path::new(".")).unwrap();
+    config.upstreams[0].routes[&RouteKind::V4Token]
+        .retry
+        .clone()
+}
+
+fn context(extra: &str, overall: Duration) -> Ctx {
+    let s = settings(extra);
+    let budget = Arc::new(TpsBudget::new(
+        Duration::from_secs(10),
+        s.budget_min_per_second,
+        s.budget_percent / 100.0,
+    ));
+    Ctx {
+        layer: RetryLayer::new(RouteKind::V4Token, RetryPolicy::new(s), budget),
+        overall,
+        key: Arc::new(EphemeralKey::generate().unwrap()),
+    }
+}
+
+fn request(ctx: &Ctx) -> Request<Bytes> {
+    let url = "https://u.example/com/v4/token";
+    let mut facts = RequestFacts::new(url, url, Instant::now() + ctx.overall);
+    facts.key = Some(ctx.key.clone());
+    let mut req = Request::post(url)
         .body(Bytes::from_static(b"code=abc"))
         .unwrap();
-    req.extensions_mut().insert(ctx.clone());
+    req.extensions_mut().insert(facts);
     req
 }
 
@@ -53,14 +63,14 @@ type Handle = mock::Handle<Request<Bytes>, Response<Bytes>>;
 
 /// Runs one request through Retry over a mock; `script` answers each attempt in turn.
 async fn run(
-    ctx: &RequestContext,
+    ctx: &Ctx,
     script: Vec<Response<Bytes>>,
 ) -> (
     Result<Response<Bytes>, BoxError>,
     Vec<(Instant, Request<Bytes>)>,
 ) {
     let (service, mut handle): (_, Handle) = mock::pair();
-    let mut retry = RetryLayer.layer(service);
+    let mut retry = ctx.layer.clone().layer(service);
     let req = request(ctx);
     let call = tokio::spawn(async move { retry.ready().await.unwrap().call(req).await });
     let mut seen = Vec::new();
@@ -96,9 +106,9 @@ async fn retries_502_and_503_then_succeeds_replaying_the_same_request() {
     assert_eq!(seen.len(), 3);
     for (_, req) in &seen {
         assert_eq!(req.body(), &Bytes::from_static(b"code=abc"));
-        let c = req.extensions().get::<RequestContext>().unwrap();
+        let facts = req.extensions().get::<RequestFacts>().unwrap();
         // Same transaction state on every attempt, so inject signs with the same key.
-        assert!(Arc::ptr_eq(&c.key, &ctx.key));
+        assert!(Arc::ptr_eq(facts.key.as_ref().unwrap(), &ctx.key));
     }
     // Full jitter below 100 ms, then below 200 ms.
     assert!(seen[1].0 - seen[0].0 <= Duration::from_millis(100));
@@ -251,7 +261,7 @@ async fn local_decisions_and_timeouts_are_not_retried() {
     ] {
         let ctx = context("", Duration::from_secs(30));
         let (service, mut handle): (_, Handle) = mock::pair();
-        let mut retry = RetryLayer.layer(service);
+        let mut retry = ctx.layer.clone().layer(service);
         let req = request(&ctx);
         let call = tokio::spawn(async move { retry.ready().await.unwrap().call(req).await });
         let (_, send) = handle.next_request().await.unwrap();
@@ -264,7 +274,7 @@ async fn local_decisions_and_timeouts_are_not_retried() {
 
 #[test]
 fn backoff_is_full_jitter_below_an_exponential_ceiling() {
-    let settings = crate::config::RetrySettings {
+    let settings = RetrySettings {
         max_retries: 3,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_secs(2),
@@ -272,9 +282,7 @@ fn backoff_is_full_jitter_below_an_exponential_ceiling() {
         budget_percent: 20.0,
         budget_min_per_second: 1,
     };
-    let policy = RetryPolicy {
-        settings: &settings,
-    };
+    let policy = RetryPolicy::new(settings);
     let mut rng = StdRng::seed_from_u64(7);
     for (n, ceiling_ms) in [
         (0, 100),

@@ -1,0 +1,101 @@
+//! Reads the app's request body into `Bytes`, capped at `max_request_body`, so that retry can
+//! replay it. Our own layer: tower-http's `RequestBodyLimitLayer` answers an over-long
+//! `Content-Length` with its own 413, past the one rescue that maps every refusal to a
+//! problem; here it is a `VALIDATION_BODY_TOO_LARGE` error like any other.
+
+use crate::error::{BoxError, ProblemCode, ProxyError};
+use bytes::Bytes;
+use http::{header, Request};
+use http_body_util::{BodyExt, Limited};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Builds [`ReadBody`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadBodyLayer {
+    cap: usize,
+}
+
+impl ReadBodyLayer {
+    /// Bodies over `cap` bytes are refused with 413.
+    pub(crate) fn new(cap: usize) -> Self {
+        Self { cap }
+    }
+}
+
+impl<S> tower::Layer<S> for ReadBodyLayer {
+    type Service = ReadBody<S>;
+    fn layer(&self, inner: S) -> ReadBody<S> {
+        ReadBody {
+            inner,
+            cap: self.cap,
+        }
+    }
+}
+
+/// Turns a streamed request body into buffered `Bytes` for the layers inside.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadBody<S> {
+    inner: S,
+    cap: usize,
+}
+
+impl<S, B> tower::Service<Request<B>> for ReadBody<S>
+where
+    S: tower::Service<Request<Bytes>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let cap = self.cap;
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = read(&parts.headers, body, cap).await?;
+            inner
+                .call(Request::from_parts(parts, body))
+                .await
+                .map_err(Into::into)
+        })
+    }
+}
+
+async fn read<B>(headers: &http::HeaderMap, body: B, cap: usize) -> Result<Bytes, ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let too_large = || {
+        ProxyError::new(
+            ProblemCode::ValidationBodyTooLarge,
+            format!("the request body is larger than max_request_body ({cap} bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ProxyError::new(
+            ProblemCode::ValidationInvalidParameter,
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
