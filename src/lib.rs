@@ -97,7 +97,7 @@ pub mod binding;
 pub mod config;
 pub mod demo;
 pub mod discovery;
-pub mod emulator;
+pub use singpass_emulator as emulator;
 pub mod error;
 pub mod inbound;
 pub mod jose;
