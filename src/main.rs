@@ -236,21 +236,13 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(),
 }
 
 fn emulator(listen: std::net::SocketAddr, client_id: String, jwks: &Path) -> Result<(), Failure> {
-    let text = std::fs::read(jwks)
-        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", jwks.display())))?;
-    let set = josekit::jwk::JwkSet::from_bytes(&text)
-        .map_err(|e| Failure::Other(format!("{}: not a JWKS: {e}", jwks.display())))?;
-    if set.keys().iter().any(|k| k.parameter("d").is_some()) {
-        return Err(Failure::Other(format!(
-            "{} holds private keys: give the emulator the PUBLIC JWKS",
-            jwks.display()
-        )));
-    }
-    let config = myinfo_proxy::emulator::EmulatorConfig::new(client_id, set);
+    let set =
+        singpass_emulator::read_public_jwks(jwks).map_err(|e| Failure::Other(e.to_string()))?;
+    let config = singpass_emulator::EmulatorConfig::new(client_id, set);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime.block_on(async {
         tokio::select! {
-            served = myinfo_proxy::emulator::serve_forever(config, listen) => served.map_err(|e| Failure::Other(format!("cannot listen on {listen}: {e}"))),
+            served = singpass_emulator::serve_forever(config, listen) => served.map_err(|e| Failure::Other(format!("cannot listen on {listen}: {e}"))),
             () = shutdown_signal() => Ok(()),
         }
     })
