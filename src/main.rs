@@ -1,4 +1,5 @@
-//! The `myinfo-proxy` command: serve, check-config, keygen, jwks.
+//! The `myinfo-proxy` command: serve, check-config, keygen, jwks; and, with the default `demo`
+//! feature, demo and emulator.
 
 use clap::{Parser, Subcommand};
 use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
@@ -48,6 +49,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    #[cfg(feature = "demo")]
     /// Run the built-in strict emulator and the proxy on loopback with throwaway keys, walk a
     /// whole Myinfo v4 flow through the proxy, then keep serving until Ctrl-C.
     Demo {
@@ -58,6 +60,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: std::net::SocketAddr,
     },
+    #[cfg(feature = "demo")]
     /// Run the strict Singpass emulator alone (Myinfo v4 under /com/v4, FAPI 2.0 under /fapi,
     /// CIBA at the root) for offline development; its users consent at /com/v4/authorize and
     /// /fapi/auth without a browser.
@@ -78,6 +81,21 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    // `demo` or `emulator` in a build without the `demo` feature (the production image): a
+    // refusal that says why, instead of clap's bare "unrecognized subcommand". Its arguments,
+    // `--help` included, are taken and ignored, so that every form gets the same answer.
+    #[cfg(not(feature = "demo"))]
+    #[command(
+        name = "demo",
+        alias = "emulator",
+        hide = true,
+        about = "Not in this build (built without the `demo` feature)",
+        disable_help_flag = true
+    )]
+    WithoutDemo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +104,7 @@ fn main() -> ExitCode {
     // stdout and logs only errors unless RUST_LOG asks for more.
     match cli.command {
         Command::Serve { .. } => {}
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => init_tracing("error", None),
         _ => init_tracing("info", None),
     }
@@ -94,12 +113,23 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
+        #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => demo(listen, admin),
+        #[cfg(feature = "demo")]
         Command::Emulator {
             listen,
             client_id,
             client_jwks,
         } => emulator(listen, client_id, &client_jwks),
+        #[cfg(not(feature = "demo"))]
+        Command::WithoutDemo { .. } => <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::InvalidSubcommand,
+                "`demo` and `emulator` are not in this build: it was built without the `demo` \
+                 feature (as the production image is). Run them from a default build, e.g. \
+                 `cargo run --release -- demo`.",
+            )
+            .exit(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,6 +258,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+#[cfg(feature = "demo")]
 fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime
@@ -235,6 +266,7 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(),
         .map_err(Failure::Other)
 }
 
+#[cfg(feature = "demo")]
 fn emulator(listen: std::net::SocketAddr, client_id: String, jwks: &Path) -> Result<(), Failure> {
     let set =
         singpass_emulator::read_public_jwks(jwks).map_err(|e| Failure::Other(e.to_string()))?;
