@@ -440,7 +440,7 @@ RSS_MIB=$(mib "$HWM_AFTER")
     echo "|---|---|---|---|---|---|---|---|"
     echo "| $LOGINS_OK$BUSY_LOGINS | $LOGINS_OK ok, $LOGINS_FAILED failed, 32 at a time | ${LOGIN_SECS} s | $LOGIN_RATE | $LOGIN_CPU µs | $(mib "$RSS_BEFORE") MiB | $(mib "$RSS_AFTER") MiB | $RSS_MIB MiB |"
     echo
-    echo "ES256 on core 0 (criterion point estimate, same run)$BUSY_SIGN: the signature alone $SIG_US µs with ring (what a DPoP proof uses; $SIG_OPENSSL_US µs with OpenSSL through josekit, what a client assertion uses), a whole DPoP proof (userinfo, with \`ath\`) $PROOF_US µs."
+    echo "ES256 on core 0 (criterion point estimate, same run)$BUSY_SIGN: the signature alone $SIG_US µs with ring (what DPoP proofs and client assertions use; $SIG_OPENSSL_US µs with OpenSSL through josekit, for reference), a whole DPoP proof (userinfo, with \`ath\`) $PROOF_US µs."
     marks="$BUSY_LOGINS$BUSY_SIGN"
     for key in "${!RESULT[@]}"; do [[ $key == *,busy ]] && marks+=${RESULT[$key]}; done
     if [ -n "$marks" ]; then
