@@ -199,7 +199,7 @@ impl BindingStore for MemoryBindings {
         let slot = Slot {
             key: Some(key),
             usage,
-            expires: Instant::now() + ttl,
+            expires: crate::deadline::saturating_add(Instant::now(), ttl),
         };
         self.tokens.insert(token, slot);
     }
@@ -227,7 +227,7 @@ impl BindingStore for MemoryBindings {
         let slot = Slot {
             key: Some(key),
             usage: TokenUse::Reusable,
-            expires: Instant::now() + ttl,
+            expires: crate::deadline::saturating_add(Instant::now(), ttl),
         };
         self.logins.insert(code_challenge.to_owned(), slot);
     }

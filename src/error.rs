@@ -217,7 +217,9 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
         HeaderValue::from_static("application/problem+json"),
     );
     if let Some(after) = err.retry_after {
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        let secs = after
+            .as_secs()
+            .saturating_add(u64::from(after.subsec_nanos() > 0));
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }

@@ -95,6 +95,7 @@
 pub mod admin;
 pub mod binding;
 pub mod config;
+mod deadline;
 pub mod demo;
 pub mod discovery;
 pub mod emulator;
