@@ -108,7 +108,7 @@ fn check_config_refuses_absurd_values_naming_the_key() {
             "assertion_lifetime",
         ),
         (
-            "max_connections = 1024",
+            "max_connections = 4096",
             "max_connections = 0".into(),
             "listener.main.max_connections",
         ),
@@ -212,7 +212,7 @@ fn defaults_leave_room_for_clock_skew_and_limit_both_listeners() {
     assert_eq!(main.header_read_timeout, Duration::from_secs(10));
     assert_eq!(main.body_timeout, Duration::from_secs(15));
     assert_eq!(main.idle_timeout, Duration::from_secs(60));
-    assert_eq!((main.max_connections, admin.max_connections), (1024, 64));
+    assert_eq!((main.max_connections, admin.max_connections), (4096, 64));
     let set = parse(&CIBA.replace(
         "[keys]",
         "[listener.admin]\nmax_connections = 8\nbody_timeout = \"1s\"\n[keys]",

@@ -27,7 +27,7 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(15);
 /// `listener.*.idle_timeout`
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `listener.main.max_connections`
-pub const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 4096;
 /// `listener.admin.max_connections`
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// `upstream.token_ttl_cap`

@@ -57,7 +57,7 @@ mod tests {
         assert_eq!(fit(&mut l, 1_048_576), None);
         assert_eq!(
             (l.main.max_connections, l.admin.max_connections),
-            (1024, 64)
+            (4096, 64)
         );
         let warning = fit(&mut l, 512).unwrap();
         assert!(warning.contains("ulimit -n"), "{warning}");
