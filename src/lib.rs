@@ -96,6 +96,7 @@
 pub mod admin;
 pub mod binding;
 pub mod config;
+mod deadline;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod discovery;

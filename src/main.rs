@@ -6,7 +6,7 @@ use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
 use myinfo_proxy::key_source::load_client_keys;
 use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::{serve, serve_tls, serve_with};
+use myinfo_proxy::server::{fit_open_file_limit, Server};
 use myinfo_proxy::upstream::tls_config;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -205,10 +205,16 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
             tracing::info!(drain_s = drain.as_secs(), "shutdown requested: draining");
             let _ = stop_main.send(());
         });
+        // Both listeners and an upstream connection per main connection must fit `ulimit -n`,
+        // or the admin listener could not accept probes while the main one is full.
+        let mut listeners = config.listeners;
+        if let Some(lowered) = fit_open_file_limit(&mut listeners) {
+            tracing::warn!("{lowered}");
+        }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin_listener.map(|l| {
             let admin = proxy.admin();
-            tokio::spawn(serve_with(
+            tokio::spawn(Server::admin(listeners.admin).serve(
                 l,
                 move |req| {
                     let answer = admin.handle(&req);
@@ -223,14 +229,13 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
         let stopped = async move {
             let _ = main_stopped.await;
         };
-        match &config.inbound.tls {
-            Some(tls) => {
-                let acceptor = myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?;
-                serve_tls(listener, acceptor, proxy, stopped, drain).await
-            }
-            None => serve(listener, proxy, stopped, drain).await,
+        let mut main = Server::main(listeners.main).problem_doc_url(&config.problem_doc_url);
+        if let Some(tls) = &config.inbound.tls {
+            main = main.tls(myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?);
         }
-        .map_err(|e| Failure::Other(e.to_string()))?;
+        main.serve_proxy(listener, proxy, stopped, drain)
+            .await
+            .map_err(|e| Failure::Other(e.to_string()))?;
         let _ = stop_admin.send(());
         if let Some(task) = admin_task {
             let _ = task.await;

@@ -7,11 +7,11 @@ use crate::config::{Config, ConfigError};
 use crate::error::{problem_response, ProblemCode, ProblemContext, ProxyError};
 use crate::key_source::KeyStore;
 use crate::route::{RequestContext, RouteMatch, RouteTable};
+use crate::server::AppBody;
 use crate::stack::ProxyService;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -89,7 +89,7 @@ impl Proxy {
 
     /// Answers one HTTP request from the app: reads its body (up to `max_request_body`), then
     /// as [`Proxy::call_buffered`]. Never fails: every problem is a problem+json answer.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<impl AppBody>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let res = match read_body(&parts.headers, body, self.max_request_body).await {
             Ok(body) => self.call_buffered(Request::from_parts(parts, body)).await,
@@ -274,7 +274,11 @@ impl tower::Service<Request<Bytes>> for Proxy {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Incoming, cap: usize) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: impl AppBody,
+    cap: usize,
+) -> Result<Bytes, ProxyError> {
     let too_large = || {
         ProxyError::new(
             ProblemCode::ValidationBodyTooLarge,

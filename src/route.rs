@@ -115,7 +115,7 @@ impl RequestContext {
             instance: instance.into(),
             request_id: request_id.into(),
             doc_url,
-            deadline: tokio::time::Instant::now() + overall,
+            deadline: crate::deadline::saturating_add(tokio::time::Instant::now(), overall),
             attempts: Arc::new(AtomicU32::new(0)),
             last_upstream_error: Arc::default(),
             key: Arc::new(OnceLock::new()),

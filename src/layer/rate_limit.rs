@@ -170,7 +170,7 @@ async fn acquire_global(
         if wait.is_zero() {
             return Ok(());
         }
-        if Instant::now() + wait > give_up_at {
+        if crate::deadline::saturating_add(Instant::now(), wait) > give_up_at {
             crate::metrics::rate_limit_refusal(route, "global");
             return Err(ProxyError::new(
                 ProblemCode::ResourceRateLimited,

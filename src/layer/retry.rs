@@ -205,7 +205,7 @@ where
                 let Decision::RetryAfter(delay, reason) = decision else {
                     return result;
                 };
-                if Instant::now() + delay >= ctx.deadline {
+                if crate::deadline::saturating_add(Instant::now(), delay) >= ctx.deadline {
                     tracing::info!(request_id = %ctx.request_id, route = route.kind.label(), reason = reason.label(), "not retrying: the overall deadline is too close");
                     return result;
                 }

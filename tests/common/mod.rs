@@ -143,7 +143,12 @@ impl Harness {
             },
             Duration::from_secs(5),
         ));
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // A new connection per request: tests that advance paused time past the listener's
+        // idle and header timers would otherwise reuse a kept-alive connection the proxy has
+        // just closed.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
         Self {
             keys,
             emulator,
