@@ -70,8 +70,8 @@ fn signing(c: &mut Criterion) {
     });
 
     // The bare ES256 signature over a proof-sized input, to tell the signature from the JSON
-    // and base64 around it: ring (DPoP proofs, ephemeral keys) and OpenSSL through josekit
-    // (client assertions, the client's long-lived key).
+    // and base64 around it: ring (what proofs and assertions use) and, for reference, OpenSSL
+    // through josekit (what client assertions used before they moved to ring).
     let message = [b'x'; 420];
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();

@@ -1,14 +1,14 @@
 //! myinfo-proxy as a library: wrap hyper-util's HTTP client in the proxy's stack of layers and
 //! run a Myinfo v4 token + person flow and a FAPI 2.0 login (PAR, token, userinfo) against the
-//! crate's strict emulator, in process. Exits non-zero if any step fails.
+//! strict emulator (the `singpass-emulator` crate), in process. Exits non-zero if any step fails.
 //!
 //! Run it: `cargo run --example library`
 
 use bytes::Bytes;
-use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
 use myinfo_proxy::upstream::BufferBodiesLayer;
 use myinfo_proxy::{Config, Proxy};
+use singpass_emulator::{Emulator, EmulatorConfig};
 use tower::{Layer, Service, ServiceExt};
 
 type Error = Box<dyn std::error::Error>;

@@ -5,13 +5,13 @@
 //! until the token would have expired, so that a second use is answered as "reused" rather
 //! than "unknown".
 
+mod shards;
+
 use crate::jose::EphemeralKey;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher as _};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use shards::Shards;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// SHA-256 of an access token: the only form in which the proxy remembers a token.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,119 +101,28 @@ pub trait BindingStore: Send + Sync + 'static {
     fn live_logins(&self) -> u64;
 }
 
-/// One binding: the key (gone once a one-time token was used), how often it may be used, and
-/// until when.
-struct Slot {
-    key: Option<Arc<EphemeralKey>>,
-    usage: TokenUse,
-    expires: Instant,
-}
+/// SHA-256 of a login's `code_challenge`: logins are keyed by 32 bytes whatever the app sent,
+/// so a login binding has a fixed size.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LoginKey([u8; 32]);
 
-/// Shards of plain hash maps: about 90 bytes per binding, where a moka entry with per-entry
-/// expiry costs about 500. Expired slots are dropped when met, by a sweep of a shard every
-/// `SWEEP_EVERY` inserts into it, and when a full shard needs room (then the slot that expires
-/// soonest goes too).
-struct Shards<K> {
-    shards: Box<[Mutex<Shard<K>>]>,
-    per_shard: usize,
-    live: AtomicU64,
-}
-
-struct Shard<K> {
-    map: HashMap<K, Slot>,
-    inserts: u32,
-}
-
-const SHARDS: usize = 16;
-const SWEEP_EVERY: u32 = 1024;
-
-impl<K: Hash + Eq + Clone> Shards<K> {
-    fn new(capacity: u64) -> Self {
-        let per_shard = (capacity as usize).div_ceil(SHARDS).max(1);
-        Self {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        map: HashMap::new(),
-                        inserts: 0,
-                    })
-                })
-                .collect(),
-            per_shard,
-            live: AtomicU64::new(0),
-        }
-    }
-
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> std::sync::MutexGuard<'_, Shard<K>> {
-        let mut h = std::hash::DefaultHasher::new();
-        key.hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn insert(&self, key: K, slot: Slot) {
-        let now = Instant::now();
-        let mut shard = self.shard(&key);
-        shard.inserts = shard.inserts.wrapping_add(1);
-        if shard.inserts % SWEEP_EVERY == 0 || shard.map.len() >= self.per_shard {
-            self.sweep(&mut shard, now);
-        }
-        if shard.map.len() >= self.per_shard {
-            let soonest = shard
-                .map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = soonest {
-                shard.map.remove(&k);
-                self.live.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        if shard.map.insert(key, slot).is_none() {
-            self.live.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn sweep(&self, shard: &mut Shard<K>, now: Instant) {
-        let before = shard.map.len();
-        shard.map.retain(|_, s| s.expires > now);
-        self.live
-            .fetch_sub((before - shard.map.len()) as u64, Ordering::Relaxed);
-    }
-
-    fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
-    where
-        K: std::borrow::Borrow<Q>,
-    {
-        if self.shard(key).map.remove(key).is_some() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Runs `f` on the live slot for `key`, if there is one.
-    fn with<Q: Hash + Eq + ?Sized, T>(&self, key: &Q, f: impl FnOnce(&mut Slot) -> T) -> Option<T>
-    where
-        K: std::borrow::Borrow<Q>,
-    {
-        let mut shard = self.shard(key);
-        let slot = shard.map.get_mut(key)?;
-        if slot.expires <= Instant::now() {
-            return None;
-        }
-        Some(f(slot))
+impl LoginKey {
+    fn of(code_challenge: &str) -> Self {
+        Self(Sha256::digest(code_challenge.as_bytes()).into())
     }
 }
 
-/// The in-memory binding store, bounded in size.
+/// The in-memory binding store, bounded in entries and bytes: each binding is a fixed-size
+/// node (see `shards.rs`) plus its ephemeral key.
 #[derive(Clone)]
 pub struct MemoryBindings {
     tokens: Arc<Shards<TokenHash>>,
-    logins: Arc<Shards<String>>,
+    logins: Arc<Shards<LoginKey>>,
 }
 
 impl MemoryBindings {
     /// A store holding at most `capacity` token bindings and as many logins (when full, expired
-    /// bindings go first, then those that expire soonest).
+    /// bindings go first, then the oldest; each costs O(1)).
     pub fn new(capacity: u64) -> Self {
         Self {
             tokens: Arc::new(Shards::new(capacity)),
@@ -248,12 +157,7 @@ impl BindingStore for MemoryBindings {
         usage: TokenUse,
         ttl: Duration,
     ) -> BindingFuture<'a, ()> {
-        let slot = Slot {
-            key: Some(key),
-            usage,
-            expires: Instant::now() + ttl,
-        };
-        self.tokens.insert(TokenHash::of(token), slot);
+        self.tokens.insert(TokenHash::of(token), key, usage, ttl);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -267,12 +171,8 @@ impl BindingStore for MemoryBindings {
         key: Arc<EphemeralKey>,
         ttl: Duration,
     ) -> BindingFuture<'a, ()> {
-        let slot = Slot {
-            key: Some(key),
-            usage: TokenUse::Reusable,
-            expires: Instant::now() + ttl,
-        };
-        self.logins.insert(code_challenge.to_owned(), slot);
+        let login = LoginKey::of(code_challenge);
+        self.logins.insert(login, key, TokenUse::Reusable, ttl);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -282,22 +182,22 @@ impl BindingStore for MemoryBindings {
     ) -> BindingFuture<'a, Option<Arc<EphemeralKey>>> {
         let key = self
             .logins
-            .with(code_challenge, |slot| slot.key.clone())
+            .with(&LoginKey::of(code_challenge), |slot| slot.key.clone())
             .flatten();
         Box::pin(std::future::ready(Ok(key)))
     }
 
     fn forget_login<'a>(&'a self, code_challenge: &'a str) -> BindingFuture<'a, ()> {
-        self.logins.remove(code_challenge);
+        self.logins.remove(&LoginKey::of(code_challenge));
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn live_bindings(&self) -> u64 {
-        self.tokens.live.load(Ordering::Relaxed)
+        self.tokens.live()
     }
 
     fn live_logins(&self) -> u64 {
-        self.logins.live.load(Ordering::Relaxed)
+        self.logins.live()
     }
 }
 
@@ -381,6 +281,29 @@ mod tests {
         assert!(found().await.is_none());
         store.bind_login("c", key(), Duration::ZERO).await.unwrap();
         assert!(store.login_key("c").await.unwrap().is_none(), "expired");
+    }
+
+    #[tokio::test]
+    async fn a_login_costs_the_same_whatever_the_length_of_its_challenge() {
+        // What the store keeps per login is a 32-byte digest, never the app's string.
+        assert_eq!(std::mem::size_of::<LoginKey>(), 32);
+        let store = MemoryBindings::new(100);
+        let huge = "A".repeat(60_000);
+        let k = key();
+        store.bind_login(&huge, k.clone(), MINUTE).await.unwrap();
+        assert_eq!(
+            store.login_key(&huge).await.unwrap().unwrap().jkt(),
+            k.jkt()
+        );
+        assert!(store.login_key(&huge[1..]).await.unwrap().is_none());
+        store
+            .bind_token("t", key(), TokenUse::Once, Duration::MAX)
+            .await
+            .unwrap();
+        assert!(
+            matches!(store.use_token("t").await.unwrap(), TokenLookup::Key(_)),
+            "an absurd lifetime saturates instead of overflowing"
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may call the main listener.
     pub inbound: Inbound,
+    /// Header, body and idle timeouts and connection caps of the main and admin listeners.
+    pub listeners: Listeners,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -255,6 +257,8 @@ pub struct RoutePolicy {
     pub rate_limit: RateLimitSettings,
     /// Decrypt and verify the answer (JWE around JWS) and return plain JSON.
     pub decrypt: bool,
+    /// The route's attempt and overall deadlines.
+    pub timeouts: RouteTimeouts,
 }
 
 /// Retry settings; `max_retries = 0` turns retries off.
@@ -293,18 +297,25 @@ pub struct RateLimitSettings {
 }
 
 mod inbound;
+mod listener;
 mod policy;
 mod raw;
 mod route;
 #[cfg(test)]
 mod tests;
+mod timeouts;
 mod upstream;
 mod validate;
 
+pub use listener::{ListenerLimits, Listeners};
 pub use route::RouteKind;
+pub use timeouts::RouteTimeouts;
 
 /// Defaults, named once so that the README and `config.toml` can quote them.
 pub mod defaults;
+
+/// Upper bounds, named once so that the README can quote them.
+pub mod bounds;
 
 impl Config {
     /// Parses and validates config text. Relative paths are resolved against `base_dir`

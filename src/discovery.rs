@@ -190,8 +190,13 @@ impl Discovery {
                             (),
                             Fetched {
                                 value: last.value.clone(),
-                                at: Instant::now() - self.refresh_after
-                                    + Duration::from_secs(60).min(self.refresh_after),
+                                // Back-dated so that it is due again in a minute;
+                                // checked, since the clock may not reach that far back.
+                                at: Instant::now()
+                                    .checked_sub(
+                                        self.refresh_after.saturating_sub(Duration::from_secs(60)),
+                                    )
+                                    .unwrap_or_else(Instant::now),
                             },
                         );
                         Ok(last.value)

@@ -32,6 +32,8 @@ pub enum ProblemCode {
     ValidationInvalidParameter,
     /// The request body is over `max_request_body`.
     ValidationBodyTooLarge,
+    /// The request body did not arrive within the listener's `body_timeout`.
+    ValidationBodyTimeout,
     /// The body is not of the media type the route takes.
     ValidationUnsupportedMediaType,
     /// An absolute-form or authority-form request target: the proxy is not an open proxy.
@@ -70,6 +72,7 @@ impl ProblemCode {
             Self::ValidationMissingParameter => "VALIDATION_MISSING_PARAMETER",
             Self::ValidationInvalidParameter => "VALIDATION_INVALID_PARAMETER",
             Self::ValidationBodyTooLarge => "VALIDATION_BODY_TOO_LARGE",
+            Self::ValidationBodyTimeout => "VALIDATION_BODY_TIMEOUT",
             Self::ValidationUnsupportedMediaType => "VALIDATION_UNSUPPORTED_MEDIA_TYPE",
             Self::ValidationInvalidTarget => "VALIDATION_INVALID_TARGET",
             Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
@@ -97,6 +100,7 @@ impl ProblemCode {
             | Self::AuthLoginUnknown
             | Self::ValidationInvalidTarget => StatusCode::BAD_REQUEST,
             Self::ValidationBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ValidationBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::ValidationUnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
             Self::ResourceMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -111,7 +115,7 @@ impl ProblemCode {
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 20] = [
+    pub const ALL: [ProblemCode; 21] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -120,6 +124,7 @@ impl ProblemCode {
         Self::ValidationMissingParameter,
         Self::ValidationInvalidParameter,
         Self::ValidationBodyTooLarge,
+        Self::ValidationBodyTimeout,
         Self::ValidationUnsupportedMediaType,
         Self::ValidationInvalidTarget,
         Self::ResourceNotFound,
@@ -290,7 +295,9 @@ pub fn problem_response(err: &ProxyError, ctx: &ProblemContext<'_>) -> Response<
         HeaderValue::from_static("application/problem+json"),
     );
     if let Some(after) = err.retry_after {
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        let secs = after
+            .as_secs()
+            .saturating_add(u64::from(after.subsec_nanos() > 0));
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }

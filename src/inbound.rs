@@ -27,8 +27,9 @@ impl ApiKeys {
         }
     }
 
-    /// Accepts a request when no keys are configured, or when its `X-Api-Key` hashes to one.
-    /// Every configured hash is compared, in constant time, whatever matches first.
+    /// Accepts a request when no keys are configured, or when its `X-Api-Key` is not empty and
+    /// hashes to one. Every configured hash is compared, in constant time, whatever matches
+    /// first.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
         if self.hashes.is_empty() {
             return Ok(());
@@ -36,7 +37,12 @@ impl ApiKeys {
         let refused = || {
             ProxyError::new(ProblemCode::AuthApiKeyInvalid, "send a valid API key in the X-Api-Key header; requests without one never reach Singpass")
         };
-        let given = headers.get(&API_KEY).ok_or_else(refused)?;
+        // An empty key is never a key, whatever hash the config holds (the config refuses the
+        // hash of "", but a library user may build `Inbound` by hand).
+        let given = headers
+            .get(&API_KEY)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(refused)?;
         let hash: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         let matched = self
             .hashes
@@ -117,4 +123,32 @@ pub fn tls_acceptor(tls: &InboundTls) -> Result<tokio_rustls::TlsAcceptor, Confi
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(accepted: &[&[u8]]) -> ApiKeys {
+        ApiKeys::new(&Inbound {
+            api_key_sha256: accepted.iter().map(|k| Sha256::digest(k).into()).collect(),
+            ..Inbound::default()
+        })
+    }
+
+    fn with_key(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(&API_KEY, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn an_empty_key_is_refused_even_when_the_hash_of_empty_is_configured() {
+        let keys = keys(&[b"", b"app-key"]);
+        let err = keys.check(&with_key("")).unwrap_err();
+        assert_eq!(err.code, ProblemCode::AuthApiKeyInvalid);
+        assert!(keys.check(&HeaderMap::new()).is_err());
+        assert!(keys.check(&with_key("app-key")).is_ok());
+        assert!(keys.check(&with_key("other")).is_err());
+    }
 }

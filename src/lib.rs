@@ -31,13 +31,14 @@
 //!
 //! Build a [`Proxy`] from a [`Config`] (the same file the binary reads, or a string), with the
 //! built-in client or your own HTTP client wrapped in [`upstream::BufferBodies`], and call it
-//! with what the app would have sent to Myinfo. Here against the crate's strict emulator:
+//! with what the app would have sent to Myinfo. Here against the strict emulator (the
+//! `singpass-emulator` crate of this workspace, a dev-dependency):
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bytes::Bytes;
-//! use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
+//! use singpass_emulator::{Emulator, EmulatorConfig};
 //! use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
 //! use myinfo_proxy::upstream::BufferBodiesLayer;
 //! use myinfo_proxy::{Config, Proxy};
@@ -95,9 +96,10 @@
 pub mod admin;
 pub mod binding;
 pub mod config;
+mod deadline;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod discovery;
-pub mod emulator;
 pub mod error;
 pub mod inbound;
 pub mod jose;

@@ -1,11 +1,12 @@
-//! The `myinfo-proxy` command: serve, check-config, keygen, jwks.
+//! The `myinfo-proxy` command: serve, check-config, keygen, jwks; and, with the default `demo`
+//! feature, demo and emulator.
 
 use clap::{Parser, Subcommand};
 use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
 use myinfo_proxy::key_source::load_client_keys;
 use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::{serve, serve_tls, serve_with};
+use myinfo_proxy::server::{fit_open_file_limit, Server};
 use myinfo_proxy::upstream::tls_config;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    #[cfg(feature = "demo")]
     /// Run the built-in strict emulator and the proxy on loopback with throwaway keys, walk a
     /// whole Myinfo v4 flow through the proxy, then keep serving until Ctrl-C.
     Demo {
@@ -58,6 +60,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: std::net::SocketAddr,
     },
+    #[cfg(feature = "demo")]
     /// Run the strict Singpass emulator alone (Myinfo v4 under /com/v4, FAPI 2.0 under /fapi,
     /// CIBA at the root) for offline development; its users consent at /com/v4/authorize and
     /// /fapi/auth without a browser.
@@ -78,6 +81,21 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    // `demo` or `emulator` in a build without the `demo` feature (the production image): a
+    // refusal that says why, instead of clap's bare "unrecognized subcommand". Its arguments,
+    // `--help` included, are taken and ignored, so that every form gets the same answer.
+    #[cfg(not(feature = "demo"))]
+    #[command(
+        name = "demo",
+        alias = "emulator",
+        hide = true,
+        about = "Not in this build (built without the `demo` feature)",
+        disable_help_flag = true
+    )]
+    WithoutDemo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +104,7 @@ fn main() -> ExitCode {
     // stdout and logs only errors unless RUST_LOG asks for more.
     match cli.command {
         Command::Serve { .. } => {}
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => init_tracing("error", None),
         _ => init_tracing("info", None),
     }
@@ -94,12 +113,23 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
+        #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => demo(listen, admin),
+        #[cfg(feature = "demo")]
         Command::Emulator {
             listen,
             client_id,
             client_jwks,
         } => emulator(listen, client_id, &client_jwks),
+        #[cfg(not(feature = "demo"))]
+        Command::WithoutDemo { .. } => <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::InvalidSubcommand,
+                "`demo` and `emulator` are not in this build: it was built without the `demo` \
+                 feature (as the production image is). Run them from a default build, e.g. \
+                 `cargo run --release -- demo`.",
+            )
+            .exit(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,10 +205,16 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
             tracing::info!(drain_s = drain.as_secs(), "shutdown requested: draining");
             let _ = stop_main.send(());
         });
+        // Both listeners and an upstream connection per main connection must fit `ulimit -n`,
+        // or the admin listener could not accept probes while the main one is full.
+        let mut listeners = config.listeners;
+        if let Some(lowered) = fit_open_file_limit(&mut listeners) {
+            tracing::warn!("{lowered}");
+        }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin_listener.map(|l| {
             let admin = proxy.admin();
-            tokio::spawn(serve_with(
+            tokio::spawn(Server::admin(listeners.admin).serve(
                 l,
                 move |req| {
                     let answer = admin.handle(&req);
@@ -193,14 +229,13 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
         let stopped = async move {
             let _ = main_stopped.await;
         };
-        match &config.inbound.tls {
-            Some(tls) => {
-                let acceptor = myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?;
-                serve_tls(listener, acceptor, proxy, stopped, drain).await
-            }
-            None => serve(listener, proxy, stopped, drain).await,
+        let mut main = Server::main(listeners.main).problem_doc_url(&config.problem_doc_url);
+        if let Some(tls) = &config.inbound.tls {
+            main = main.tls(myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?);
         }
-        .map_err(|e| Failure::Other(e.to_string()))?;
+        main.serve_proxy(listener, proxy, stopped, drain)
+            .await
+            .map_err(|e| Failure::Other(e.to_string()))?;
         let _ = stop_admin.send(());
         if let Some(task) = admin_task {
             let _ = task.await;
@@ -228,6 +263,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+#[cfg(feature = "demo")]
 fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime
@@ -235,22 +271,15 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> Result<(),
         .map_err(Failure::Other)
 }
 
+#[cfg(feature = "demo")]
 fn emulator(listen: std::net::SocketAddr, client_id: String, jwks: &Path) -> Result<(), Failure> {
-    let text = std::fs::read(jwks)
-        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", jwks.display())))?;
-    let set = josekit::jwk::JwkSet::from_bytes(&text)
-        .map_err(|e| Failure::Other(format!("{}: not a JWKS: {e}", jwks.display())))?;
-    if set.keys().iter().any(|k| k.parameter("d").is_some()) {
-        return Err(Failure::Other(format!(
-            "{} holds private keys: give the emulator the PUBLIC JWKS",
-            jwks.display()
-        )));
-    }
-    let config = myinfo_proxy::emulator::EmulatorConfig::new(client_id, set);
+    let set =
+        singpass_emulator::read_public_jwks(jwks).map_err(|e| Failure::Other(e.to_string()))?;
+    let config = singpass_emulator::EmulatorConfig::new(client_id, set);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime.block_on(async {
         tokio::select! {
-            served = myinfo_proxy::emulator::serve_forever(config, listen) => served.map_err(|e| Failure::Other(format!("cannot listen on {listen}: {e}"))),
+            served = singpass_emulator::serve_forever(config, listen) => served.map_err(|e| Failure::Other(format!("cannot listen on {listen}: {e}"))),
             () = shutdown_signal() => Ok(()),
         }
     })

@@ -24,6 +24,9 @@ struct Metrics {
     nonce_retries: IntCounterVec,
     discovery_fetches: IntCounterVec,
     jwks_fetches: IntCounterVec,
+    open_connections: IntGaugeVec,
+    connections_refused: IntCounterVec,
+    accept_errors: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -72,6 +75,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(key_bindings.clone()))
         .expect("unique metric");
+    let open_connections = IntGaugeVec::new(
+        Opts::new(
+            "myinfo_proxy_open_connections",
+            "Connections open on a listener (main, admin).",
+        ),
+        &["listener"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(open_connections.clone()))
+        .expect("unique metric");
     Metrics {
         requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
         request_duration,
@@ -87,6 +100,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         nonce_retries: counter(&r, "myinfo_proxy_dpop_nonce_retries_total", "Attempts repeated once with a server-provided DPoP nonce.", &["route"]),
         discovery_fetches: counter(&r, "myinfo_proxy_discovery_fetches_total", "FAPI discovery fetches, by outcome.", &["outcome"]),
         jwks_fetches: counter(&r, "myinfo_proxy_jwks_fetches_total", "Upstream JWKS fetches, by outcome.", &["outcome"]),
+        open_connections,
+        connections_refused: counter(&r, "myinfo_proxy_connections_refused_total", "Connections closed at once because the listener held max_connections.", &["listener"]),
+        accept_errors: counter(&r, "myinfo_proxy_accept_errors_total", "Failed accepts (e.g. at the open-file limit), by listener.", &["listener"]),
         registry: r,
     }
 });
@@ -180,6 +196,39 @@ pub fn discovery_fetch(outcome: &str) {
 /// A JWKS fetch finished (`ok` or `error`).
 pub fn jwks_fetch(outcome: &str) {
     METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
+}
+
+/// A connection was refused: the listener held `max_connections`.
+pub fn connection_refused(listener: &str) {
+    METRICS
+        .connections_refused
+        .with_label_values(&[listener])
+        .inc();
+}
+
+/// An accept failed.
+pub fn accept_error(listener: &str) {
+    METRICS.accept_errors.with_label_values(&[listener]).inc();
+}
+
+/// One open connection of a listener, counted in `myinfo_proxy_open_connections` until
+/// dropped.
+#[derive(Debug)]
+pub struct OpenConnection(prometheus::IntGauge);
+
+impl OpenConnection {
+    /// Counts a new connection of `listener`.
+    pub fn new(listener: &str) -> Self {
+        let gauge = METRICS.open_connections.with_label_values(&[listener]);
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").

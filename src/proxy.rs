@@ -9,7 +9,6 @@ use crate::stack::{AnswerBody, EdgeService};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -73,7 +72,7 @@ impl Proxy {
 
     /// Answers one HTTP request from the app, reading its body only once its headers passed.
     /// Never fails: every problem is a problem+json answer.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<crate::server::RequestBody>) -> Response<Full<Bytes>> {
         let res = self.answer(req.map(Either::Left)).await;
         let (parts, body) = res.into_parts();
         Response::from_parts(parts, Full::new(body))

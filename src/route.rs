@@ -143,7 +143,7 @@ impl Router {
         }
         Ok(Routed {
             kind: route.kind,
-            deadline: tokio::time::Instant::now() + route.overall,
+            deadline: crate::deadline::saturating_add(tokio::time::Instant::now(), route.overall),
             stack: route.stack.clone(),
             destination,
         })

@@ -34,7 +34,6 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +47,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 /// An app request's body: streamed from a connection, or already in memory (in process).
-pub(crate) type AppBody = Either<Incoming, Full<Bytes>>;
+pub(crate) type AppBody = Either<crate::server::RequestBody, Full<Bytes>>;
 /// An answer's body as the edge gives it (always whole in memory underneath).
 pub(crate) type AnswerBody = UnsyncBoxBody<Bytes, BoxError>;
 /// The assembled proxy: an app request in, an answer out, never an error.

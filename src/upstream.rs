@@ -23,11 +23,16 @@ use tower::util::BoxCloneSyncService;
 /// out (so that retry can replay requests and the layers can read error bodies).
 pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
 
-/// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
-pub type UpstreamClient = BufferBodies<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
+mod connect;
 
-/// Builds the default upstream client with the given trust roots and connect timeout, capping
-/// answers at `max_response_body` bytes.
+pub use connect::{ConnectTimedOut, ConnectTimeout};
+
+/// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
+pub type UpstreamClient =
+    BufferBodies<Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>>;
+
+/// Builds the default upstream client with the given trust roots and connect timeout (TCP
+/// connect and TLS handshake together), capping answers at `max_response_body` bytes.
 pub fn upstream_client(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
@@ -35,6 +40,8 @@ pub fn upstream_client(
 ) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
+    // Per address, so that a black-holed address leaves time for the next one; the whole
+    // connect, TLS included, is bounded by ConnectTimeout below.
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -45,7 +52,7 @@ pub fn upstream_client(
         .wrap_connector(http);
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(https);
+        .build(ConnectTimeout::new(https, connect_timeout));
     BufferBodiesLayer::new(max_response_body).layer(client)
 }
 

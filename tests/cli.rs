@@ -1,4 +1,5 @@
-//! The `myinfo-proxy` binary as a user runs it: keygen, check-config, jwks, serve.
+//! The `myinfo-proxy` binary as a user runs it: keygen, check-config, jwks, serve; demo and
+//! emulator with the default `demo` feature, and their refusal in a build without it.
 
 mod common;
 
@@ -121,8 +122,8 @@ fn bad_config_exits_64_naming_key_and_fix() {
 #[tokio::test]
 async fn serve_runs_the_v4_flow_against_the_emulator() {
     let keys = ClientKeyFiles::new();
-    let emulator = myinfo_proxy::emulator::Emulator::start(
-        myinfo_proxy::emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
+    let emulator = singpass_emulator::Emulator::start(
+        singpass_emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -200,6 +201,7 @@ async fn serve_runs_the_v4_flow_against_the_emulator() {
 }
 
 /// The README's "run it" command: the demo completes both flows with every proof accepted.
+#[cfg(feature = "demo")]
 #[test]
 fn the_demo_runs_both_flows_with_every_proof_accepted() {
     let mut child = Command::new(BIN)
@@ -233,4 +235,47 @@ fn the_demo_runs_both_flows_with_every_proof_accepted() {
         .find(|l| l.contains("myinfo_proxy_retries_total"))
         .unwrap();
     assert!(!retries.trim_end().ends_with(" 0"), "{retries}");
+}
+
+/// The standalone emulator refuses a private JWKS (the usual mix-up with keygen's two files).
+#[cfg(feature = "demo")]
+#[test]
+fn the_emulator_command_refuses_a_private_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&["keygen", "--out", "keys"], dir.path());
+    let (code, _, err) = run(
+        &[
+            "emulator",
+            "--client-id",
+            "X",
+            "--client-jwks",
+            "keys/private-jwks.json",
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("give the emulator the PUBLIC JWKS"), "{err}");
+}
+
+/// A build without the `demo` feature (the production image) answers `demo` and `emulator`
+/// with the reason and the way to get them, not with clap's bare "unrecognized subcommand".
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_demo_and_emulator_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["demo"][..],
+        &["emulator", "--client-id", "X"],
+        &["demo", "--help"],
+    ] {
+        let (code, out, err) = run(args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("built without the `demo` feature")
+                && err.contains("cargo run --release -- demo"),
+            "{args:?}: {err}"
+        );
+    }
+    let (_, help, _) = run(&["--help"], dir.path());
+    assert!(!help.contains("demo"), "{help}");
 }

@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
-use myinfo_proxy::emulator::{EmulatorRoute, Fault};
+use singpass_emulator::{EmulatorRoute, Fault};
 
 const SUB: &str = "f1a2b3c4-user";
 

@@ -143,8 +143,8 @@ use rustls_pki_types::pem::PemObject;
 #[tokio::test]
 async fn mtls_admits_only_clients_with_a_certificate_from_the_configured_ca() {
     let keys = ClientKeyFiles::new();
-    let emulator = myinfo_proxy::emulator::Emulator::start(
-        myinfo_proxy::emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
+    let emulator = singpass_emulator::Emulator::start(
+        singpass_emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -180,7 +180,7 @@ async fn mtls_admits_only_clients_with_a_certificate_from_the_configured_ca() {
         Duration::from_secs(1),
     ));
 
-    let form = |emulator: &myinfo_proxy::emulator::Emulator| {
+    let form = |emulator: &singpass_emulator::Emulator| {
         let (verifier, challenge) = pkce();
         token_form(
             &emulator.mint_code("u-1", "name", &challenge, REDIRECT),

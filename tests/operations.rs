@@ -8,7 +8,7 @@ use common::logs::capture;
 use common::*;
 use http::{Method, StatusCode};
 use myinfo_proxy::admin::Admin;
-use myinfo_proxy::emulator::{Emulator, EmulatorConfig, EmulatorRoute, Fault};
+use singpass_emulator::{Emulator, EmulatorConfig, EmulatorRoute, Fault};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::logs::capture;
 use common::*;
 use http::{Method, StatusCode};
-use myinfo_proxy::emulator::{EmulatorRoute, Fault};
+use singpass_emulator::{EmulatorRoute, Fault};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -77,7 +77,7 @@ async fn each_retry_is_signed_afresh_by_the_same_key_and_the_token_still_works()
     let attempts = h.received_on("/token");
     assert_eq!(attempts.len(), 3);
     assert_no_jti_repeated(&h);
-    let jwk_of = |r: &myinfo_proxy::emulator::Received| -> serde_json::Value {
+    let jwk_of = |r: &singpass_emulator::Received| -> serde_json::Value {
         let proof = &r.headers.iter().find(|(k, _)| k == "dpop").unwrap().1;
         let header = proof.split('.').next().unwrap();
         let bytes =

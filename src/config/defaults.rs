@@ -7,14 +7,29 @@ pub const LISTEN: &str = "127.0.0.1:8080";
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;
 /// `max_response_body` (4 MiB)
 pub const MAX_RESPONSE_BODY: usize = 4 * 1024 * 1024;
-/// `assertion_lifetime`
-pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(120);
+/// `assertion_lifetime` (Singpass's maximum is 120 s; half of it leaves room for clock skew)
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 /// `timeouts.connect`
 pub const CONNECT: Duration = Duration::from_secs(3);
 /// `timeouts.attempt`
 pub const ATTEMPT: Duration = Duration::from_secs(10);
 /// `timeouts.overall`
 pub const OVERALL: Duration = Duration::from_secs(30);
+/// `upstream.routes.token.timeouts.attempt` of a CIBA upstream, at least: Singpass holds a
+/// pending CIBA poll for about 30 s before it answers.
+pub const CIBA_TOKEN_ATTEMPT: Duration = Duration::from_secs(35);
+/// The CIBA token route's overall deadline is at least its attempt plus this.
+pub const CIBA_TOKEN_MARGIN: Duration = Duration::from_secs(10);
+/// `listener.*.header_read_timeout`
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `listener.*.body_timeout`
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+/// `listener.*.idle_timeout`
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `listener.main.max_connections`
+pub const MAX_CONNECTIONS: usize = 4096;
+/// `listener.admin.max_connections`
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// `upstream.token_ttl_cap`
 pub const TOKEN_TTL_CAP: Duration = Duration::from_secs(30 * 60);
 /// `upstream.login_ttl`

@@ -6,6 +6,12 @@ use super::{raw, ConfigError, Inbound, InboundTls};
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// SHA-256 of the empty string: what `printf %s "$KEY" | sha256sum` prints when KEY is unset.
+const EMPTY_SHA256: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
 pub(super) fn inbound(
     raw: raw::Inbound,
     base: &Path,
@@ -22,6 +28,13 @@ pub(super) fn inbound(
                 "store the SHA-256 of each key, never the key: `printf %s \"$KEY\" | sha256sum`",
             )
         })?;
+        if hash == EMPTY_SHA256 {
+            return Err(ConfigError::new(
+                format!("inbound.api_key_sha256[{i}]"),
+                "is the SHA-256 of the empty string: an unset variable was hashed, and an empty X-Api-Key would be let in",
+                "hash the real key (`printf %s \"$KEY\" | sha256sum` with KEY set), or remove the entry",
+            ));
+        }
         api_key_sha256.push(hash);
     }
     let tls = match (raw.tls_cert_file, raw.tls_key_file) {

@@ -1,9 +1,10 @@
-//! Retry and rate-limit settings: file defaults (`[retry]`, `[rate_limit]`) merged field by
-//! field with each route's overrides (`[upstream.routes.<name>]`), then checked.
+//! Retry, rate-limit and timeout settings: file defaults (`[retry]`, `[rate_limit]`,
+//! `[timeouts]`) merged field by field with each route's overrides
+//! (`[upstream.routes.<name>]`), then checked.
 
 use super::{
-    defaults, raw, ConfigError, Quota, RateLimitSettings, RetrySettings, RouteKind, RoutePolicy,
-    UpstreamKind,
+    bounds, defaults, raw, ConfigError, Quota, RateLimitSettings, RetrySettings, RouteKind,
+    RoutePolicy, Timeouts, UpstreamKind,
 };
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ pub(super) fn route_policies(
     prefix: &str,
     retry: &raw::Retry,
     rate_limit: &raw::RateLimit,
+    timeouts: &Timeouts,
     routes: BTreeMap<String, raw::Route>,
 ) -> Result<BTreeMap<RouteKind, RoutePolicy>, ConfigError> {
     let names = |filter: fn(RouteKind) -> bool| {
@@ -52,10 +54,30 @@ pub(super) fn route_policies(
             if kind == UpstreamKind::SingpassCiba && own.retry.max_retries.is_none() {
                 own.retry.max_retries = Some(0);
             }
+            let timeouts =
+                super::timeouts::route_timeouts(&key, kind, name, timeouts, &own.timeouts)?;
+            let rate_limit =
+                rate_limit_settings(&format!("{key}.rate_limit"), rate_limit, &own.rate_limit)?;
+            if rate_limit.max_wait > timeouts.overall {
+                let set_at = match own.rate_limit.max_wait {
+                    Some(_) => format!("{key}.rate_limit.max_wait"),
+                    None => "rate_limit.max_wait".to_owned(),
+                };
+                return Err(ConfigError::new(
+                    set_at,
+                    format!(
+                        "{} is longer than route `{name}`'s overall deadline ({})",
+                        bounds::show(rate_limit.max_wait),
+                        bounds::show(timeouts.overall)
+                    ),
+                    "a request cannot wait for a permit longer than it may take in all: shorten max_wait",
+                ));
+            }
             let policy = RoutePolicy {
-                retry: retry_settings(&key, retry, &own.retry)?,
-                rate_limit: rate_limit_settings(&key, rate_limit, &own.rate_limit)?,
+                retry: retry_settings(&format!("{key}.retry"), retry, &own.retry)?,
+                rate_limit,
                 decrypt,
+                timeouts,
             };
             Ok((route, policy))
         })
@@ -117,6 +139,16 @@ fn retry_settings(
             "use 0 (off) to 10; the default is 3",
         ));
     }
+    bounds::at_most(
+        &format!("{key}.max_delay"),
+        s.max_delay,
+        bounds::RETRY_DELAY,
+    )?;
+    bounds::at_most(
+        &format!("{key}.retry_after_cap"),
+        s.retry_after_cap,
+        bounds::RETRY_DELAY,
+    )?;
     if s.base_delay.is_zero() || s.max_delay < s.base_delay {
         return Err(ConfigError::new(
             format!("{key}.max_delay"),
@@ -141,7 +173,7 @@ fn rate_limit_settings(
 ) -> Result<RateLimitSettings, ConfigError> {
     if own.global.is_some() {
         return Err(ConfigError::new(
-            format!("{key}.rate_limit.global"),
+            format!("{key}.global"),
             "a global quota is set once, under [rate_limit.global]",
             "move it to [rate_limit.global]",
         ));
@@ -153,8 +185,9 @@ fn rate_limit_settings(
         .unwrap_or(defaults::RATE_PER_SECOND);
     let burst = own.burst.or(base.burst).unwrap_or(defaults::RATE_BURST);
     let max_wait = own.max_wait.or(base.max_wait).unwrap_or(defaults::MAX_WAIT);
+    bounds::at_most(&format!("{key}.max_wait"), max_wait, bounds::TIMEOUT)?;
     let quota = if enabled {
-        Some(quota(&format!("{key}.rate_limit"), per_second, burst)?)
+        Some(quota(key, per_second, burst)?)
     } else {
         None
     };

@@ -33,6 +33,8 @@ pub(crate) struct File {
     pub(crate) log: Log,
     #[serde(default)]
     pub(crate) inbound: Inbound,
+    #[serde(default)]
+    pub(crate) listener: super::listener::RawListeners,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +102,8 @@ pub(crate) struct Route {
     pub(crate) retry: Retry,
     #[serde(default)]
     pub(crate) rate_limit: RateLimit,
+    #[serde(default)]
+    pub(crate) timeouts: super::timeouts::RawRouteTimeouts,
 }
 
 #[derive(Deserialize, Default)]

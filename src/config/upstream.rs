@@ -2,7 +2,7 @@
 //! and route policies.
 
 use super::validate::is_loopback;
-use super::{defaults, raw, ConfigError, Upstream, UpstreamKind};
+use super::{bounds, defaults, raw, ConfigError, Timeouts, Upstream, UpstreamKind};
 use std::time::Duration;
 
 pub(super) fn upstream(
@@ -10,6 +10,7 @@ pub(super) fn upstream(
     raw: raw::Upstream,
     retry: &raw::Retry,
     rate_limit: &raw::RateLimit,
+    timeouts: &Timeouts,
     warnings: &mut Vec<String>,
 ) -> Result<Upstream, ConfigError> {
     let key = |field: &str| format!("upstream[{i}].{field}");
@@ -83,30 +84,33 @@ pub(super) fn upstream(
             ))
         }
     };
-    let nonzero = |field: &str, value: Option<Duration>, default: Duration| {
-        let d = value.unwrap_or(default);
-        if d.is_zero() {
-            Err(ConfigError::new(
-                key(field),
-                "must be more than 0",
-                "use a duration such as \"30m\"",
-            ))
-        } else {
-            Ok(d)
-        }
+    let bounded = |field: &str, value: Option<Duration>, default: Duration, max: Duration| {
+        bounds::duration(&key(field), value.unwrap_or(default), max)
     };
-    let token_ttl_cap = nonzero("token_ttl_cap", raw.token_ttl_cap, defaults::TOKEN_TTL_CAP)?;
-    let login_ttl = nonzero("login_ttl", raw.login_ttl, defaults::LOGIN_TTL)?;
-    let discovery_refresh = nonzero(
+    let token_ttl_cap = bounded(
+        "token_ttl_cap",
+        raw.token_ttl_cap,
+        defaults::TOKEN_TTL_CAP,
+        bounds::TOKEN_TTL_CAP,
+    )?;
+    let login_ttl = bounded(
+        "login_ttl",
+        raw.login_ttl,
+        defaults::LOGIN_TTL,
+        bounds::LOGIN_TTL,
+    )?;
+    let discovery_refresh = bounded(
         "discovery_refresh",
         raw.discovery_refresh,
         defaults::DISCOVERY_REFRESH,
+        bounds::DISCOVERY_REFRESH,
     )?;
     let routes = super::policy::route_policies(
         raw.kind,
         &format!("upstream[{i}]"),
         retry,
         rate_limit,
+        timeouts,
         raw.routes,
     )?;
     if raw.kind == UpstreamKind::MyinfoV4

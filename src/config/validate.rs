@@ -1,6 +1,6 @@
 //! Turns the file's raw shape into a [`Config`], naming the key and the fix for every problem.
 
-use super::{defaults, raw, Config, ConfigError, KeySource, PemSource, Roots, Timeouts, TlsConfig};
+use super::{bounds, defaults, raw, Config, ConfigError, KeySource, PemSource, Roots, TlsConfig};
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -30,21 +30,25 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         "max_request_body",
         file.max_request_body,
         defaults::MAX_REQUEST_BODY,
+        bounds::MAX_REQUEST_BODY,
     )?;
     let max_response_body = positive(
         "max_response_body",
         file.max_response_body,
         defaults::MAX_RESPONSE_BODY,
+        bounds::MAX_RESPONSE_BODY,
     )?;
 
     let assertion_lifetime = file
         .assertion_lifetime
         .unwrap_or(defaults::ASSERTION_LIFETIME);
-    if assertion_lifetime.is_zero() || assertion_lifetime.as_secs() > 120 {
+    if assertion_lifetime < std::time::Duration::from_secs(1)
+        || assertion_lifetime > bounds::ASSERTION_LIFETIME
+    {
         return Err(ConfigError::new(
             "assertion_lifetime",
-            format!("{} is outside 1s..=120s", humantime::format_duration(assertion_lifetime)),
-            "Singpass FAPI rejects assertions whose exp is more than 120 s after iat; use e.g. \"120s\"",
+            format!("{} is outside 1s..=120s", bounds::show(assertion_lifetime)),
+            "Singpass FAPI rejects assertions whose exp is more than 120 s after iat; use e.g. \"60s\", which leaves room for clock skew",
         ));
     }
 
@@ -52,11 +56,16 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let active_sig_kid = raw_keys.active_sig_kid.clone();
     let key_reload_interval = match raw_keys.reload_interval {
         Some(d) if d.is_zero() => None,
-        Some(d) => Some(d),
+        Some(d) => Some(bounds::at_most(
+            "keys.reload_interval",
+            d,
+            bounds::KEY_RELOAD_INTERVAL,
+        )?),
         None => Some(defaults::KEY_RELOAD_INTERVAL),
     };
     let keys = key_source(raw_keys, base)?;
-    let timeouts = timeouts(file.timeouts)?;
+    let timeouts = super::timeouts::timeouts(file.timeouts)?;
+    let listeners = super::listener::listeners(file.listener)?;
     let tls = TlsConfig {
         roots: file.tls.roots.unwrap_or(Roots::Webpki),
         extra_ca_file: file.tls.extra_ca_file.map(|p| base.join(p)),
@@ -67,7 +76,11 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         .problem_doc_url
         .unwrap_or_else(|| defaults::PROBLEM_DOC_URL.to_owned());
     let mut warnings = Vec::new();
-    let drain_timeout = file.drain_timeout.unwrap_or(defaults::DRAIN_TIMEOUT);
+    let drain_timeout = bounds::duration(
+        "drain_timeout",
+        file.drain_timeout.unwrap_or(defaults::DRAIN_TIMEOUT),
+        bounds::DRAIN_TIMEOUT,
+    )?;
     let admin_listen = if file.admin.enabled.unwrap_or(true) {
         let text = file
             .admin
@@ -98,7 +111,14 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let mut upstreams = Vec::new();
     let (mut names, mut prefixes) = (HashSet::new(), HashSet::new());
     for (i, raw) in file.upstream.into_iter().enumerate() {
-        let up = super::upstream::upstream(i, raw, &file.retry, &file.rate_limit, &mut warnings)?;
+        let up = super::upstream::upstream(
+            i,
+            raw,
+            &file.retry,
+            &file.rate_limit,
+            &timeouts,
+            &mut warnings,
+        )?;
         if !names.insert(up.name.clone()) {
             return Err(ConfigError::new(
                 format!("upstream[{i}].name"),
@@ -135,17 +155,23 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         jwks_on_main_listener,
         log_format,
         inbound,
+        listeners,
         warnings,
     })
 }
 
-fn positive(key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+fn positive(
+    key: &str,
+    value: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
     match value {
         None => Ok(default),
-        Some(0) => Err(ConfigError::new(
+        Some(n) if n == 0 || n > max => Err(ConfigError::new(
             key,
-            "must be more than 0",
-            format!("remove it for the default ({default}) or set a byte count"),
+            format!("{n} is outside 1..={max}"),
+            format!("remove it for the default ({default}) or set a byte count up to {max}"),
         )),
         Some(n) => Ok(n),
     }
@@ -224,35 +250,6 @@ fn env_name(key: &str, name: String) -> Result<String, ConfigError> {
             "name the variable that holds the key (letters, digits, `_`), not the key itself",
         ))
     }
-}
-
-fn timeouts(raw: raw::Timeouts) -> Result<Timeouts, ConfigError> {
-    let t = Timeouts {
-        connect: raw.connect.unwrap_or(defaults::CONNECT),
-        attempt: raw.attempt.unwrap_or(defaults::ATTEMPT),
-        overall: raw.overall.unwrap_or(defaults::OVERALL),
-    };
-    for (key, d) in [
-        ("timeouts.connect", t.connect),
-        ("timeouts.attempt", t.attempt),
-        ("timeouts.overall", t.overall),
-    ] {
-        if d.is_zero() {
-            return Err(ConfigError::new(
-                key,
-                "must be more than 0",
-                "use a duration such as \"3s\" or \"500ms\"",
-            ));
-        }
-    }
-    if t.overall < t.attempt {
-        return Err(ConfigError::new(
-            "timeouts.overall",
-            "is shorter than timeouts.attempt",
-            "make timeouts.overall at least as long as one attempt",
-        ));
-    }
-    Ok(t)
 }
 
 pub(super) fn is_loopback(host: &str) -> bool {

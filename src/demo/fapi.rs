@@ -3,9 +3,9 @@
 
 use super::report::describe;
 use super::{App, REDIRECT};
-use crate::emulator::{Emulator, EmulatorRoute};
 use crate::jose::sha256_b64url;
 use http::Method;
+use singpass_emulator::{Emulator, EmulatorRoute};
 
 const SUB: &str = "f4a1c0de-5b1c-4e39-9c1e-demo";
 

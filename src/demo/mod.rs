@@ -7,7 +7,6 @@ mod report;
 mod v4;
 
 use crate::config::Config;
-use crate::emulator::{Emulator, EmulatorConfig};
 use crate::jose::{generate_client_jwks, sha256_b64url};
 use crate::proxy::Proxy;
 use crate::server::{serve, serve_with};
@@ -16,6 +15,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use singpass_emulator::{Emulator, EmulatorConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 

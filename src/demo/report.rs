@@ -1,8 +1,8 @@
 //! How the demo tells what happened: the claims of what reached the emulator (never the JWTs
 //! themselves), the opened person answer, and what the metrics counted.
 
-use crate::emulator::{Emulator, Received};
 use base64::Engine as _;
+use singpass_emulator::{Emulator, Received};
 
 fn claims(jwt: &str) -> serde_json::Value {
     jwt.split('.')

@@ -3,9 +3,9 @@
 
 use super::report::describe;
 use super::{App, CLIENT_ID, REDIRECT};
-use crate::emulator::{Emulator, EmulatorRoute, Fault};
 use crate::jose::sha256_b64url;
 use http::Method;
+use singpass_emulator::{Emulator, EmulatorRoute, Fault};
 
 const SUB: &str = "S9812381D-uuid";
 const SCOPE: &str = "uinfin name email";

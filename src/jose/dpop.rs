@@ -1,10 +1,9 @@
 //! DPoP proofs (RFC 9449 section 4) as Singpass expects them.
 
-use super::{random_jti, sha256_b64url, unix_seconds, EphemeralKey};
-use josekit::jws::JwsHeader;
-use josekit::jwt::{self, JwtPayload};
+use super::jws::{new_jti, sign_es256, B64Of32};
+use super::{sha256_b64url, unix_seconds, EphemeralKey};
 use rand::RngCore;
-use serde_json::Value;
+use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
 /// `exp` - `iat` of every proof: Singpass asks for an `exp` at most 120 s after `iat`.
@@ -28,7 +27,38 @@ pub fn access_token_hash(access_token: &str) -> String {
     sha256_b64url(access_token.as_bytes())
 }
 
-/// Signs a new DPoP proof with `key`: header `typ=dpop+jwt`, `alg=ES256`, `jwk` (public);
+/// The proof header. Members in the order josekit used to write them, so that proofs stay
+/// byte for byte what they were.
+#[derive(Serialize)]
+struct Header {
+    typ: &'static str,
+    jwk: PublicJwk,
+    alg: &'static str,
+}
+
+/// The public P-256 key: `kty`, `crv`, `x`, `y`, nothing else.
+#[derive(Serialize)]
+struct PublicJwk {
+    kty: &'static str,
+    crv: &'static str,
+    x: B64Of32,
+    y: B64Of32,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    jti: super::jws::B64Of16,
+    htm: &'a str,
+    htu: &'a str,
+    iat: u64,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ath: Option<B64Of32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+}
+
+/// Signs a new DPoP proof with `key`: header `typ=dpop+jwt`, `jwk` (public), `alg=ES256`;
 /// claims `jti` (128 random bits), `htm`, `htu`, `iat`, `exp` = `iat` + 120 s, and `ath` and
 /// `nonce` when given.
 pub fn dpop_proof(
@@ -37,32 +67,43 @@ pub fn dpop_proof(
     now: SystemTime,
     rng: &mut dyn RngCore,
 ) -> Result<String, josekit::JoseError> {
-    let mut header = JwsHeader::new();
-    header.set_token_type("dpop+jwt");
-    header.set_jwk(key.public_jwk());
-
+    // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+    let point = key.public_point();
+    let header = Header {
+        typ: "dpop+jwt",
+        jwk: PublicJwk {
+            kty: "EC",
+            crv: "P-256",
+            x: B64Of32::encode(&point[1..33]),
+            y: B64Of32::encode(&point[33..65]),
+        },
+        alg: "ES256",
+    };
     let iat = unix_seconds(now);
-    let mut payload = JwtPayload::new();
-    payload.set_jwt_id(random_jti(rng));
-    payload.set_claim("htm", Some(Value::from(claims.htm)))?;
-    payload.set_claim("htu", Some(Value::from(claims.htu)))?;
-    payload.set_claim("iat", Some(Value::from(iat)))?;
-    payload.set_claim("exp", Some(Value::from(iat + PROOF_LIFETIME.as_secs())))?;
-    if let Some(token) = claims.access_token {
-        payload.set_claim("ath", Some(Value::from(access_token_hash(token))))?;
-    }
-    if let Some(nonce) = claims.nonce {
-        payload.set_claim("nonce", Some(Value::from(nonce)))?;
-    }
-    jwt::encode_with_signer(&payload, &header, key.signer())
+    let body = Claims {
+        jti: new_jti(rng),
+        htm: claims.htm,
+        htu: claims.htu,
+        iat,
+        exp: iat + PROOF_LIFETIME.as_secs(),
+        ath: claims.access_token.map(|token| {
+            use sha2::Digest as _;
+            B64Of32::encode(&sha2::Sha256::digest(token.as_bytes()))
+        }),
+        nonce: claims.nonce,
+    };
+    let (pair, rng) = key.ring_pair();
+    sign_es256(&header, &body, pair, rng)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use josekit::jws::ES256;
+    use josekit::jws::{JwsHeader, ES256};
+    use josekit::jwt::{self, JwtPayload};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+    use serde_json::Value;
     use sha2::Digest as _;
 
     fn now() -> SystemTime {
@@ -106,6 +147,38 @@ mod tests {
         assert!(payload.claim("nonce").is_none());
         // 128 random bits, base64url: 22 characters.
         assert_eq!(payload.jwt_id().unwrap().len(), 22);
+    }
+
+    /// Header and claims are byte for byte what josekit wrote before signing moved to ring
+    /// (the claims segment captured from that code for the same claims, time and RNG).
+    #[test]
+    fn signing_input_is_byte_for_byte_what_josekit_wrote() {
+        let key = EphemeralKey::generate().unwrap();
+        let claims = ProofClaims {
+            htm: "GET",
+            htu: "https://x.example/person/abc",
+            access_token: Some("token-123"),
+            nonce: Some("n-1"),
+        };
+        let proof = dpop_proof(&key, claims, now(), &mut StdRng::seed_from_u64(2)).unwrap();
+        let parts: Vec<&str> = proof.split('.').collect();
+        let jwk = key.public_jwk();
+        let (x, y) = (jwk.parameter("x").unwrap(), jwk.parameter("y").unwrap());
+        let header = format!(
+            r#"{{"typ":"dpop+jwt","jwk":{{"kty":"EC","crv":"P-256","x":{x},"y":{y}}},"alg":"ES256"}}"#
+        );
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        assert_eq!(
+            base64::Engine::decode(&b64, parts[0]).unwrap(),
+            header.as_bytes()
+        );
+        assert_eq!(
+            parts[1],
+            "eyJqdGkiOiJINzdJRkxHTEhVdy1xbnpzUVFCLUJBIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly94LmV4\
+             YW1wbGUvcGVyc29uL2FiYyIsImlhdCI6MTgwMDAwMDAwMCwiZXhwIjoxODAwMDAwMTIwLCJhdGgiOiJBMEdT\
+             aEYzRWlkN0tLUi1mV3VDN2psUnl5WkVDQ19aTFByeHQ3Rm9kZmtjIiwibm9uY2UiOiJuLTEifQ"
+        );
+        verify(&proof, &key);
     }
 
     #[test]

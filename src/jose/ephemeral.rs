@@ -6,9 +6,6 @@ use super::thumbprint::thumbprint;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use josekit::jwk::Jwk;
-use josekit::jws::alg::ecdsa::EcdsaJwsAlgorithm;
-use josekit::jws::{JwsAlgorithm, JwsSigner};
-use josekit::JoseError;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::fmt;
@@ -18,8 +15,7 @@ use std::sync::Arc;
 ///
 /// The key lives in ring (about 200 bytes, built in microseconds) rather than in an OpenSSL
 /// object (about 4 KiB each, and 0.4 ms to build through josekit's DER path): a proxy holds
-/// one per live token binding. josekit still assembles and serialises every JWS; ring only
-/// computes the ES256 signature bytes.
+/// one per live token binding. Proofs are serialised and signed without josekit (`jws.rs`).
 pub struct EphemeralKey {
     signer: RingEs256,
     /// base64url(SHA-256) of the public JWK: 43 ASCII characters, kept inline. The JWK itself
@@ -67,8 +63,13 @@ impl EphemeralKey {
     pub fn jkt(&self) -> &str {
         std::str::from_utf8(&self.jkt).expect("base64url is ASCII")
     }
-    pub(crate) fn signer(&self) -> &dyn JwsSigner {
-        &self.signer
+    /// The 65-byte uncompressed public point, 0x04 || x || y.
+    pub(crate) fn public_point(&self) -> &[u8] {
+        self.signer.pair.public_key().as_ref()
+    }
+    /// The ring key pair and the RNG its signatures draw on.
+    pub(crate) fn ring_pair(&self) -> (&EcdsaKeyPair, &SystemRandom) {
+        (&self.signer.pair, &self.signer.rng)
     }
 }
 
@@ -87,11 +88,7 @@ fn public_jwk(pair: &EcdsaKeyPair) -> Result<Jwk, KeyError> {
     Ok(public)
 }
 
-/// josekit's `ES256`, as a static the signer can lend out.
-static ES256_ALGORITHM: EcdsaJwsAlgorithm = EcdsaJwsAlgorithm::Es256;
-
 /// ES256 signatures by ring, in JWS form (the 64-byte fixed r || s encoding).
-#[derive(Clone)]
 struct RingEs256 {
     pair: Arc<EcdsaKeyPair>,
     rng: SystemRandom,
@@ -100,27 +97,6 @@ struct RingEs256 {
 impl fmt::Debug for RingEs256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RingEs256")
-    }
-}
-
-impl JwsSigner for RingEs256 {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
-        &ES256_ALGORITHM
-    }
-    fn key_id(&self) -> Option<&str> {
-        None
-    }
-    fn signature_len(&self) -> usize {
-        64
-    }
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
-        self.pair
-            .sign(&self.rng, message)
-            .map(|sig| sig.as_ref().to_vec())
-            .map_err(|_| JoseError::InvalidSignature(anyhow::anyhow!("ES256 signing failed")))
-    }
-    fn box_clone(&self) -> Box<dyn JwsSigner> {
-        Box::new(self.clone())
     }
 }
 

@@ -1,12 +1,14 @@
 //! The client's long-lived keys (from a private JWKS or PEM) and the ephemeral DPoP keys.
 
 use super::thumbprint::thumbprint;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use josekit::jwe::alg::ecdh_es::EcdhEsJweDecrypter;
 use josekit::jwe::{ECDH_ES_A128KW, ECDH_ES_A192KW, ECDH_ES_A256KW};
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use josekit::jwk::{Jwk, JwkSet, KeyPair as _};
-use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
-use josekit::jws::ES256;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::collections::HashSet;
 use std::fmt;
 
@@ -34,9 +36,13 @@ pub enum KeyError {
 
 /// The client's ES256 signing key: signs client assertions. Its `kid` is what Singpass looks up
 /// in the client's registered JWKS.
+///
+/// The private key is parsed into a ring key pair once, when the keys are loaded (or rotated),
+/// never per request.
 pub struct SigningKey {
     kid: String,
-    signer: EcdsaJwsSigner,
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
     public: Jwk,
 }
 
@@ -49,8 +55,9 @@ impl SigningKey {
     pub fn public_jwk(&self) -> &Jwk {
         &self.public
     }
-    pub(crate) fn signer(&self) -> &EcdsaJwsSigner {
-        &self.signer
+    /// The ring key pair and the RNG its signatures draw on.
+    pub(crate) fn ring_pair(&self) -> (&EcdsaKeyPair, &SystemRandom) {
+        (&self.pair, &self.rng)
     }
 }
 
@@ -255,14 +262,38 @@ fn signing_key(jwk: &Jwk, kid: &str) -> Result<SigningKey, KeyError> {
             "sig key `{kid}` has alg `{alg}`; expected ES256"
         )));
     }
-    let signer = ES256
-        .signer_from_jwk(jwk)
-        .map_err(|e| KeyError::Invalid(format!("sig key `{kid}`: {}", short_reason(&e))))?;
+    let rng = SystemRandom::new();
+    let pair =
+        ring_pair(jwk, &rng).map_err(|why| KeyError::Invalid(format!("sig key `{kid}`: {why}")))?;
     Ok(SigningKey {
         kid: kid.to_owned(),
-        signer,
+        pair,
+        rng,
         public: public_half(jwk, kid, "ES256")?,
     })
+}
+
+/// A ring ES256 key pair from a private P-256 JWK: the scalar `d` and the public point
+/// 0x04 || `x` || `y`, which ring checks belong together.
+fn ring_pair(jwk: &Jwk, rng: &SystemRandom) -> Result<EcdsaKeyPair, &'static str> {
+    let member = |name: &'static str| -> Result<[u8; 32], &'static str> {
+        let text = jwk
+            .parameter(name)
+            .and_then(|v| v.as_str())
+            .ok_or("a P-256 member (d, x or y) is missing")?;
+        // The base64 crate wants room for its estimate (33 bytes for 43 characters).
+        let mut out = [0u8; 36];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
+            Ok(32) => Ok(out[..32].try_into().expect("32 bytes")),
+            _ => Err("a P-256 member (d, x or y) is not 32 bytes of base64url"),
+        }
+    };
+    let d = member("d")?;
+    let mut point = [4u8; 65];
+    point[1..33].copy_from_slice(&member("x")?);
+    point[33..].copy_from_slice(&member("y")?);
+    EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, &d, &point, rng)
+        .map_err(|_| "d, x and y are not one valid P-256 key pair")
 }
 
 fn encryption_key(jwk: &Jwk, kid: &str) -> Result<EncryptionKey, KeyError> {

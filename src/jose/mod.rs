@@ -6,6 +6,7 @@
 mod assertion;
 mod dpop;
 mod ephemeral;
+mod jws;
 mod keys;
 mod thumbprint;
 mod unwrap;

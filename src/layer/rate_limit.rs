@@ -93,7 +93,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let RateLimitLayer { quota, max_wait } = self.layer.clone();
         Box::pin(async move {
-            quota.acquire(Instant::now() + max_wait).await?;
+            quota
+                .acquire(crate::deadline::saturating_add(Instant::now(), max_wait))
+                .await?;
             let mut res = inner.call(req).await.map_err(Into::into)?;
             let body = error_body(&mut res).clone();
             if is_throttle(&res, &body) {

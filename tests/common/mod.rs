@@ -9,10 +9,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use myinfo_proxy::config::Config;
-use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
 use myinfo_proxy::proxy::Proxy;
 use myinfo_proxy::server::serve;
+use singpass_emulator::{Emulator, EmulatorConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,7 +143,12 @@ impl Harness {
             },
             Duration::from_secs(5),
         ));
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // A new connection per request: tests that advance paused time past the listener's
+        // idle and header timers would otherwise reuse a kept-alive connection the proxy has
+        // just closed.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
         Self {
             keys,
             emulator,
@@ -211,7 +216,7 @@ impl Harness {
     }
 
     /// Requests the emulator received on a path ending in `suffix`.
-    pub fn received_on(&self, suffix: &str) -> Vec<myinfo_proxy::emulator::Received> {
+    pub fn received_on(&self, suffix: &str) -> Vec<singpass_emulator::Received> {
         self.emulator
             .received()
             .into_iter()

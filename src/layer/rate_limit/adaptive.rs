@@ -95,7 +95,7 @@ impl RouteLimiter {
             if wait.is_zero() {
                 return Ok(());
             }
-            if Instant::now() + wait > give_up_at {
+            if crate::deadline::saturating_add(Instant::now(), wait) > give_up_at {
                 let reason = if lowered {
                     "upstream_throttle"
                 } else {

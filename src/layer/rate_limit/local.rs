@@ -83,7 +83,7 @@ impl GlobalLimiter {
             if wait.is_zero() {
                 return Ok(());
             }
-            if Instant::now() + wait > give_up_at {
+            if crate::deadline::saturating_add(Instant::now(), wait) > give_up_at {
                 crate::metrics::rate_limit_refusal(route, "global");
                 return Err(ProxyError::new(
                     ProblemCode::ResourceRateLimited,
