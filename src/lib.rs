@@ -104,6 +104,7 @@ pub mod jose;
 pub mod key_source;
 pub mod layer;
 pub mod metrics;
+pub mod path_guard;
 pub mod proxy;
 pub mod route;
 pub mod server;
