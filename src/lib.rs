@@ -105,6 +105,7 @@ pub mod key_source;
 pub mod layer;
 pub mod metrics;
 pub mod path_guard;
+pub mod pkce;
 pub mod proxy;
 pub mod route;
 pub mod server;

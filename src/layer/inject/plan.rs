@@ -67,6 +67,7 @@ pub(super) fn prepare(
                 RouteKind::V4Token => (Some(transaction_key(ctx, signing)?), After::BindV4Token),
                 RouteKind::FapiPar => {
                     let code_challenge = form.require("code_challenge")?;
+                    crate::pkce::check_code_challenge(&code_challenge)?;
                     match form.get("code_challenge_method") {
                         Some("S256") => {}
                         other => return Err(ProxyError::new(ProblemCode::ValidationInvalidParameter, format!("code_challenge_method must be S256 (got {other:?}): the proxy finds the login's key by S256(code_verifier)"))),
@@ -84,6 +85,7 @@ pub(super) fn prepare(
                         ));
                     }
                     let verifier = form.require("code_verifier")?;
+                    crate::pkce::check_code_verifier(&verifier)?;
                     let code_challenge = sha256_b64url(verifier.as_bytes());
                     let nonce = form.take("nonce");
                     (
