@@ -108,6 +108,7 @@ pub mod path_guard;
 pub mod pkce;
 pub mod proxy;
 pub mod route;
+pub mod scrub;
 pub mod server;
 pub mod stack;
 pub mod upstream;

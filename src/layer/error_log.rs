@@ -5,7 +5,6 @@
 
 use crate::error::{error_chain, BoxError, ProxyError};
 use crate::route::RequestContext;
-use crate::upstream_answer::ErrorBody;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
@@ -58,7 +57,12 @@ where
             let method = req.method().clone();
             let attempt = ctx.attempts.fetch_add(1, Ordering::Relaxed) + 1;
             let started = Instant::now();
-            let result = inner.call(req).await.map_err(Into::into);
+            let app_sent = crate::scrub::Sent::capture(&req);
+            let mut result = inner.call(req).await.map_err(Into::into);
+            let attempt_sent = result
+                .as_mut()
+                .ok()
+                .and_then(|r| r.extensions_mut().remove::<crate::scrub::Sent>());
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let route = ctx.route.kind.label();
             match &result {
@@ -74,7 +78,8 @@ where
                         .get::<crate::layer::NonceDemand>()
                         .is_some() =>
                 {
-                    let body = ErrorBody::parse(res.body());
+                    let body =
+                        crate::scrub::loggable_error_body(res, &app_sent, attempt_sent.as_ref());
                     tracing::info!(
                         target: TARGET,
                         request_id = %ctx.request_id,
@@ -91,7 +96,8 @@ where
                     );
                 }
                 Ok(res) if res.status().as_u16() >= 400 => {
-                    let body = ErrorBody::parse(res.body());
+                    let body =
+                        crate::scrub::loggable_error_body(res, &app_sent, attempt_sent.as_ref());
                     *ctx.last_upstream_error
                         .lock()
                         .unwrap_or_else(|p| p.into_inner()) = Some(crate::error::UpstreamIds {

@@ -126,7 +126,9 @@ where
                 nonce.as_deref(),
                 SystemTime::now(),
             )?;
+            let sent = crate::scrub::Sent::capture(&signed);
             let mut res = inner.call(signed).await.map_err(Into::into)?;
+            sent.attach_to_error(&mut res);
             let fresh = signing.nonces.observe(&origin, &res);
             // RFC 9449 sections 8 and 9: the server asks for a nonce it has just handed out.
             // Mark the answer; the retry layer repeats the attempt once, and the next attempt
