@@ -86,6 +86,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may call the main listener.
     pub inbound: Inbound,
+    /// The circuit breaker of each upstream.
+    pub breaker: BreakerConfig,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -320,6 +322,7 @@ pub struct RateLimitSettings {
     pub max_wait: Duration,
 }
 
+mod breaker;
 mod inbound;
 mod policy;
 mod raw;
@@ -330,6 +333,8 @@ mod validate;
 
 /// Defaults, named once so that the README and `config.toml` can quote them.
 pub mod defaults;
+
+pub use breaker::BreakerConfig;
 
 impl Config {
     /// Parses and validates config text. Relative paths are resolved against `base_dir`

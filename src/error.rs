@@ -43,6 +43,8 @@ pub enum ProblemCode {
     ProviderUnreachable,
     /// The upstream did not answer in time.
     ProviderTimeout,
+    /// The upstream's circuit is open: it failed repeatedly, and the proxy fails fast.
+    ProviderUnavailable,
     /// The upstream's answer was larger than `max_response_body`.
     ProviderResponseTooLarge,
     /// The upstream answered something the proxy could not use (bad discovery, bad JWE).
@@ -73,6 +75,7 @@ impl ProblemCode {
             Self::ResourceMethodNotAllowed => "RESOURCE_METHOD_NOT_ALLOWED",
             Self::ProviderUnreachable => "PROVIDER_UNREACHABLE",
             Self::ProviderTimeout => "PROVIDER_TIMEOUT",
+            Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             Self::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
             Self::ProviderThrottled => "PROVIDER_THROTTLED",
             Self::ProviderUnexpectedResponse => "PROVIDER_UNEXPECTED_RESPONSE",
@@ -100,13 +103,14 @@ impl ProblemCode {
             | Self::ProviderResponseTooLarge
             | Self::ProviderUnexpectedResponse => StatusCode::BAD_GATEWAY,
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 19] = [
+    pub const ALL: [ProblemCode; 20] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -121,6 +125,7 @@ impl ProblemCode {
         Self::ResourceMethodNotAllowed,
         Self::ProviderUnreachable,
         Self::ProviderTimeout,
+        Self::ProviderUnavailable,
         Self::ProviderResponseTooLarge,
         Self::ProviderThrottled,
         Self::ProviderUnexpectedResponse,

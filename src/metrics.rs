@@ -24,6 +24,8 @@ struct Metrics {
     nonce_retries: IntCounterVec,
     discovery_fetches: IntCounterVec,
     jwks_fetches: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -72,6 +74,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(key_bindings.clone()))
         .expect("unique metric");
+    let breaker_state = IntGaugeVec::new(
+        Opts::new(
+            "myinfo_proxy_breaker_state",
+            "Each upstream's circuit: 0 closed, 1 open (failing fast), 2 half-open (probing).",
+        ),
+        &["upstream"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(breaker_state.clone()))
+        .expect("unique metric");
     Metrics {
         requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
         request_duration,
@@ -87,6 +99,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         nonce_retries: counter(&r, "myinfo_proxy_dpop_nonce_retries_total", "Attempts repeated once with a server-provided DPoP nonce.", &["route"]),
         discovery_fetches: counter(&r, "myinfo_proxy_discovery_fetches_total", "FAPI discovery fetches, by outcome.", &["outcome"]),
         jwks_fetches: counter(&r, "myinfo_proxy_jwks_fetches_total", "Upstream JWKS fetches, by outcome.", &["outcome"]),
+        breaker_state,
+        breaker_transitions: counter(&r, "myinfo_proxy_breaker_transitions_total", "Circuit-breaker transitions, by upstream and new state (closed, open, half_open).", &["upstream", "to"]),
         registry: r,
     }
 });
@@ -180,6 +194,22 @@ pub fn discovery_fetch(outcome: &str) {
 /// A JWKS fetch finished (`ok` or `error`).
 pub fn jwks_fetch(outcome: &str) {
     METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
+}
+
+/// An upstream's circuit is now in `state` (0 closed, 1 open, 2 half-open).
+pub fn breaker_state(upstream: &str, state: i64) {
+    METRICS
+        .breaker_state
+        .with_label_values(&[upstream])
+        .set(state);
+}
+
+/// An upstream's circuit moved to `to` (`closed`, `open`, `half_open`).
+pub fn breaker_transition(upstream: &str, to: &str) {
+    METRICS
+        .breaker_transitions
+        .with_label_values(&[upstream, to])
+        .inc();
 }
 
 /// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").

@@ -1,7 +1,7 @@
 //! The one place that orders the layers (outermost first):
 //!
 //! ```text
-//! metrics -> rescue -> overall timeout -> retry -> rate limit -> error log -> inject
+//! metrics -> rescue -> overall timeout -> breaker -> retry -> rate limit -> error log -> inject
 //!   -> attempt timeout -> upstream
 //! ```
 //!
@@ -12,7 +12,8 @@
 
 use crate::config::Config;
 use crate::layer::{
-    ErrorLogLayer, InjectLayer, MetricsLayer, RateLimitLayer, RescueLayer, RetryLayer, Signing,
+    BreakerLayer, ErrorLogLayer, InjectLayer, MetricsLayer, RateLimitLayer, RescueLayer,
+    RetryLayer, Signing,
 };
 use crate::upstream::UpstreamService;
 use bytes::Bytes;
@@ -31,6 +32,7 @@ pub fn build(config: &Config, signing: Signing, upstream: UpstreamService) -> Pr
         .layer(MetricsLayer)
         .layer(RescueLayer)
         .layer(TimeoutLayer::new(config.timeouts.overall))
+        .option_layer(BreakerLayer::for_config(config))
         .layer(RetryLayer)
         .layer(RateLimitLayer)
         .layer(ErrorLogLayer)

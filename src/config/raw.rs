@@ -33,6 +33,8 @@ pub(crate) struct File {
     pub(crate) log: Log,
     #[serde(default)]
     pub(crate) inbound: Inbound,
+    #[serde(default)]
+    pub(crate) breaker: super::breaker::Raw,
 }
 
 #[derive(Deserialize, Default)]

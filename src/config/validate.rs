@@ -135,6 +135,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         jwks_on_main_listener,
         log_format,
         inbound,
+        breaker: super::breaker::breaker(file.breaker)?,
         warnings,
     })
 }
