@@ -89,6 +89,8 @@ pub struct Config {
     pub inbound: Inbound,
     /// Header, body and idle timeouts and connection caps of the main and admin listeners.
     pub listeners: Listeners,
+    /// The circuit breaker of each upstream.
+    pub breaker: BreakerConfig,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -296,6 +298,7 @@ pub struct RateLimitSettings {
     pub max_wait: Duration,
 }
 
+mod breaker;
 mod inbound;
 mod listener;
 mod policy;
@@ -316,6 +319,7 @@ pub mod defaults;
 
 /// Upper bounds, named once so that the README can quote them.
 pub mod bounds;
+pub use breaker::BreakerConfig;
 
 impl Config {
     /// Parses and validates config text. Relative paths are resolved against `base_dir`

@@ -46,6 +46,8 @@ pub enum ProblemCode {
     ProviderUnreachable,
     /// The upstream did not answer in time.
     ProviderTimeout,
+    /// The upstream's circuit is open: it failed repeatedly, and the proxy fails fast.
+    ProviderUnavailable,
     /// The upstream's answer was larger than `max_response_body`.
     ProviderResponseTooLarge,
     /// The upstream answered something the proxy could not use (bad discovery, bad JWE).
@@ -79,6 +81,7 @@ impl ProblemCode {
             Self::ResourceMethodNotAllowed => "RESOURCE_METHOD_NOT_ALLOWED",
             Self::ProviderUnreachable => "PROVIDER_UNREACHABLE",
             Self::ProviderTimeout => "PROVIDER_TIMEOUT",
+            Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             Self::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
             Self::ProviderThrottled => "PROVIDER_THROTTLED",
             Self::ProviderUnexpectedResponse => "PROVIDER_UNEXPECTED_RESPONSE",
@@ -108,6 +111,7 @@ impl ProblemCode {
             | Self::ProviderResponseTooLarge
             | Self::ProviderUnexpectedResponse => StatusCode::BAD_GATEWAY,
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::SystemSharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -115,7 +119,7 @@ impl ProblemCode {
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 21] = [
+    pub const ALL: [ProblemCode; 22] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -131,6 +135,7 @@ impl ProblemCode {
         Self::ResourceMethodNotAllowed,
         Self::ProviderUnreachable,
         Self::ProviderTimeout,
+        Self::ProviderUnavailable,
         Self::ProviderResponseTooLarge,
         Self::ProviderThrottled,
         Self::ProviderUnexpectedResponse,

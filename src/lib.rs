@@ -12,6 +12,7 @@
 //! metrics      (layer::MetricsLayer)    what the app saw: requests and durations by route
 //! rescue       (layer::RescueLayer)     every error becomes a problem+json answer
 //! timeout      (tower TimeoutLayer)     timeouts.overall
+//! breaker      (layer::BreakerLayer)    fails fast (503) while an upstream keeps failing
 //! retry        (layer::RetryLayer)      502/503, retryable OAuth errors, no-answer failures;
 //!                                       backoff with full jitter, Retry-After, budget, deadline
 //! rate limit   (layer::RateLimitLayer)  per-route (and global) GCRA; pause and AIMD on 429
@@ -106,8 +107,11 @@ pub mod jose;
 pub mod key_source;
 pub mod layer;
 pub mod metrics;
+pub mod path_guard;
+pub mod pkce;
 pub mod proxy;
 pub mod route;
+pub mod scrub;
 pub mod server;
 pub mod stack;
 pub mod upstream;

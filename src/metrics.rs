@@ -27,6 +27,8 @@ struct Metrics {
     open_connections: IntGaugeVec,
     connections_refused: IntCounterVec,
     accept_errors: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -85,6 +87,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(open_connections.clone()))
         .expect("unique metric");
+    let breaker_state = IntGaugeVec::new(
+        Opts::new(
+            "myinfo_proxy_breaker_state",
+            "Each upstream's circuit: 0 closed, 1 open (failing fast), 2 half-open (probing).",
+        ),
+        &["upstream"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(breaker_state.clone()))
+        .expect("unique metric");
     Metrics {
         requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
         request_duration,
@@ -103,6 +115,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         open_connections,
         connections_refused: counter(&r, "myinfo_proxy_connections_refused_total", "Connections closed at once because the listener held max_connections.", &["listener"]),
         accept_errors: counter(&r, "myinfo_proxy_accept_errors_total", "Failed accepts (e.g. at the open-file limit), by listener.", &["listener"]),
+        breaker_state,
+        breaker_transitions: counter(&r, "myinfo_proxy_breaker_transitions_total", "Circuit-breaker transitions, by upstream and new state (closed, open, half_open).", &["upstream", "to"]),
         registry: r,
     }
 });
@@ -229,6 +243,22 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// An upstream's circuit is now in `state` (0 closed, 1 open, 2 half-open).
+pub fn breaker_state(upstream: &str, state: i64) {
+    METRICS
+        .breaker_state
+        .with_label_values(&[upstream])
+        .set(state);
+}
+
+/// An upstream's circuit moved to `to` (`closed`, `open`, `half_open`).
+pub fn breaker_transition(upstream: &str, to: &str) {
+    METRICS
+        .breaker_transitions
+        .with_label_values(&[upstream, to])
+        .inc();
 }
 
 /// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").

@@ -88,12 +88,20 @@ impl Router {
             for route in &m.routes {
                 let destination = match (route.kind, &route.discovery, endpoint(route.kind)) {
                     (RouteKind::Passthrough, _, _) if rest.is_empty() || rest.starts_with('/') => {
-                        Destination::Fixed(format!("{}{rest}", m.base_url))
+                        match crate::path_guard::normalise_passthrough(rest) {
+                            Ok(rest) => Destination::Fixed(format!("{}{rest}", m.base_url)),
+                            Err(refused) => Destination::Refused(refused),
+                        }
                     }
                     (RouteKind::Passthrough, _, _) => continue,
                     (RouteKind::V4Person, _, _) => match rest.strip_prefix("/person/") {
                         Some(sub) if !sub.is_empty() && !sub.contains('/') => {
-                            Destination::Fixed(format!("{}/person/{sub}", m.base_url))
+                            match crate::path_guard::check_segment("person `sub`", sub) {
+                                Ok(()) => {
+                                    Destination::Fixed(format!("{}/person/{sub}", m.base_url))
+                                }
+                                Err(refused) => Destination::Refused(refused),
+                            }
                         }
                         _ => continue,
                     },
@@ -214,6 +222,8 @@ enum Destination {
     Fixed(String),
     /// An endpoint from the issuer's metadata; `aud` is the issuer.
     Discovered(Arc<Discovery>, Endpoint),
+    /// A path that must not be signed or forwarded (see [`crate::path_guard`]).
+    Refused(ProxyError),
 }
 
 impl Destination {
@@ -232,6 +242,7 @@ impl Destination {
                     aud: metadata.issuer.trim_end_matches('/').to_owned(),
                 })
             }
+            Self::Refused(refused) => Err(refused.clone()),
         }
     }
 }

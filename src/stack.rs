@@ -4,7 +4,7 @@
 //! tower-http: request id (set + propagate), sensitive headers, trace span, catch panic
 //!   -> metrics -> rescue -> [public JWKS] -> API key (on headers) -> read body (capped)
 //!   -> router (path + method -> the route's own stack), then per route:
-//!      local checks -> overall timeout -> retry -> rate limit -> error log -> inject
+//!      local checks -> overall timeout -> breaker -> retry -> rate limit -> error log -> inject
 //!        -> sensitive headers -> attempt timeout -> upstream
 //! ```
 //!
@@ -16,16 +16,16 @@
 //! against the quota; the error log sits inside retry, so no attempt's `id`/`trace_id` is lost.
 
 use crate::binding::BindingStore;
-use crate::config::{Config, RouteKind, RoutePolicy, Timeouts, Upstream};
+use crate::config::{Config, RouteKind, RoutePolicy, RouteTimeouts, Upstream};
 use crate::discovery::{Discovery, JwksCache};
 use crate::error::{problem_response, BoxError, ProblemCode, ProblemContext, ProxyError};
 use crate::inbound::ApiKeys;
 use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
 use crate::layer::{
-    AccessLog, ApiKeyLayer, Decrypt, ErrorLogLayer, GlobalLimiter, InjectLayer, LocalChecksLayer,
-    LocalQuota, MetricsLayer, PublicJwksLayer, RateLimitLayer, ReadBodyLayer, RequestSpan,
-    RescueLayer, RetryLayer, RetryPolicy, Signing,
+    AccessLog, ApiKeyLayer, BreakerLayer, Decrypt, ErrorLogLayer, GlobalLimiter, InjectLayer,
+    LocalChecksLayer, LocalQuota, MetricsLayer, PublicJwksLayer, RateLimitLayer, ReadBodyLayer,
+    RequestSpan, RescueLayer, RetryLayer, RetryPolicy, Signing,
 };
 use crate::route::{Mount, RouteEntry, RouteService, Router};
 use crate::upstream::UpstreamService;
@@ -138,7 +138,7 @@ fn router(
     shared: &Shared,
     client: &UpstreamService,
 ) -> (Router, Vec<Arc<Discovery>>) {
-    // Timeouts are the same for every route today; a route's own would enter here.
+    // Discovery and JWKS fetches use the file-level attempt timeout; each route its own.
     let timeouts = config.timeouts;
     let global = config
         .global_rate_limit
@@ -161,6 +161,11 @@ fn router(
             u.discovery_refresh,
             timeouts.attempt,
         ));
+        // One circuit per upstream, shared by its routes' stacks.
+        let breaker = config
+            .breaker
+            .enabled
+            .then(|| BreakerLayer::new(config.breaker, &u.name));
         let routes = u
             .routes
             .iter()
@@ -174,12 +179,13 @@ fn router(
                     kind,
                     policy,
                     upstream: u,
-                    timeouts,
+                    timeouts: policy.timeouts,
+                    breaker: breaker.clone(),
                     global: global.clone(),
                     decrypt: decrypt.flatten(),
                 };
                 let stack = route_stack(config, shared, route, client.clone());
-                RouteEntry::new(kind, discovery.clone(), timeouts.overall, stack)
+                RouteEntry::new(kind, discovery.clone(), policy.timeouts.overall, stack)
             })
             .collect();
         mounts.push(Mount::new(&u.local_prefix, &u.base_url, routes));
@@ -192,7 +198,8 @@ struct Route<'a> {
     kind: RouteKind,
     policy: &'a RoutePolicy,
     upstream: &'a Upstream,
-    timeouts: Timeouts,
+    timeouts: RouteTimeouts,
+    breaker: Option<BreakerLayer>,
     global: Option<Arc<GlobalLimiter>>,
     decrypt: Option<Decrypt>,
 }
@@ -210,6 +217,7 @@ fn route_stack(
         policy,
         upstream,
         timeouts,
+        breaker,
         global,
         decrypt,
     } = route;
@@ -238,6 +246,7 @@ fn route_stack(
     let stack = ServiceBuilder::new()
         .option_layer(checks)
         .layer(TimeoutLayer::new(timeouts.overall))
+        .option_layer(breaker)
         .layer(RetryLayer::new(
             kind,
             RetryPolicy::new(retry.clone()),

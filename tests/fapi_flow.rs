@@ -441,3 +441,62 @@ async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
     assert!(text.contains("myinfo_proxy::access"));
     assert_no_secret_in(&text, &secrets);
 }
+
+#[tokio::test]
+async fn a_par_whose_code_challenge_is_not_s256_is_refused_before_it_is_sent() {
+    let h = Harness::start_fapi("", "").await;
+    let (_, challenge) = pkce();
+    for bad in [
+        "A".repeat(60 * 1024),
+        challenge[..42].to_owned(),
+        format!("{}+", &challenge[..42]),
+    ] {
+        let form = format!("response_type=code&scope=openid&state=s&nonce=n&redirect_uri={REDIRECT}&code_challenge={bad}&code_challenge_method=S256");
+        let res = h.post_form("/fapi/par", &form, &[]).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{:?}", res.body);
+        let p = res.problem("VALIDATION_INVALID_PARAMETER");
+        assert!(
+            p["detail"].as_str().unwrap().starts_with("code_challenge "),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        h.emulator
+            .received()
+            .iter()
+            .filter(|r| r.route == Some(EmulatorRoute::Par))
+            .count(),
+        0,
+        "no PAR reached Singpass"
+    );
+}
+
+#[tokio::test]
+async fn a_token_call_whose_code_verifier_is_out_of_bounds_is_refused_before_any_lookup() {
+    let h = Harness::start_fapi("", "").await;
+    let login = par_and_consent(&h).await;
+    for bad in [
+        "short".to_owned(),
+        "v".repeat(129),
+        format!("{} x", login.verifier),
+    ] {
+        let form = fapi_token_form(&Login {
+            verifier: bad,
+            code: login.code.clone(),
+            nonce: login.nonce.clone(),
+        });
+        let res = h.post_form("/fapi/token", &form, &[]).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{:?}", res.body);
+        let p = res.problem("VALIDATION_INVALID_PARAMETER");
+        assert!(
+            p["detail"].as_str().unwrap().starts_with("code_verifier "),
+            "{p}"
+        );
+    }
+    assert_eq!(accepted(&h, EmulatorRoute::Token), 0);
+    // The login is still there for the real verifier.
+    let token = h
+        .post_form("/fapi/token", &fapi_token_form(&login), &[])
+        .await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
+}

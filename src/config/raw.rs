@@ -35,6 +35,8 @@ pub(crate) struct File {
     pub(crate) inbound: Inbound,
     #[serde(default)]
     pub(crate) listener: super::listener::RawListeners,
+    #[serde(default)]
+    pub(crate) breaker: super::breaker::Raw,
 }
 
 #[derive(Deserialize, Default)]

@@ -156,6 +156,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         log_format,
         inbound,
         listeners,
+        breaker: super::breaker::breaker(file.breaker)?,
         warnings,
     })
 }

@@ -9,6 +9,7 @@
 use crate::config::RouteKind;
 use crate::error::{error_chain, BoxError, ProxyError};
 use crate::layer::NonceDemand;
+use crate::scrub::{loggable_error_body, Sent};
 use crate::upstream_answer::error_body;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -75,6 +76,7 @@ where
         let ErrorLogLayer { route, upstream } = self.layer.clone();
         Box::pin(async move {
             let started = Instant::now();
+            let app_sent = Sent::capture(&req);
             let mut result = inner.call(req).await.map_err(Into::into);
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let route = route.label();
@@ -83,6 +85,14 @@ where
                     let status = res.status().as_u16();
                     crate::metrics::upstream_attempt(route, status);
                     let demand = res.extensions().get::<NonceDemand>().is_some();
+                    // Every secret of this attempt is redacted from the fields before they are
+                    // logged, and the layers above (retry, rate limit, access log) get the same
+                    // scrubbed fields; the body itself passes on byte for byte.
+                    let attempt_sent = res.extensions_mut().remove::<Sent>();
+                    if status >= 400 {
+                        let scrubbed = loggable_error_body(res, &app_sent, attempt_sent.as_ref());
+                        res.extensions_mut().insert(scrubbed);
+                    }
                     let body = error_body(res);
                     if demand {
                         // A nonce demand is a protocol step, not a failure: logged once, at INFO.

@@ -149,7 +149,10 @@ where
                 used.as_deref(),
                 SystemTime::now(),
             )?;
+            // What this attempt sent (assertion, proof), so the error log can redact an echo.
+            let sent = crate::scrub::Sent::capture(&signed);
             let mut res = inner.call(signed).await.map_err(Into::into)?;
+            sent.attach_to_error(&mut res);
             // RFC 9449 sections 8 and 9: the newest nonce goes into every later proof, whether
             // it came with a demand or with a success.
             let fresh = nonce::handed_out(&res).map(str::to_owned);

@@ -148,6 +148,7 @@ impl Checks {
             RouteKind::V4Token => Ok((Some(self.fresh_key()?), Bind::V4Token)),
             RouteKind::FapiPar => {
                 let code_challenge = form.require("code_challenge")?;
+                crate::pkce::check_code_challenge(&code_challenge)?;
                 match form.get("code_challenge_method") {
                     Some("S256") => {}
                     other => return Err(ProxyError::new(ProblemCode::ValidationInvalidParameter, format!("code_challenge_method must be S256 (got {other:?}): the proxy finds the login's key by S256(code_verifier)"))),
@@ -162,6 +163,7 @@ impl Checks {
                     ));
                 }
                 let verifier = form.require("code_verifier")?;
+                crate::pkce::check_code_verifier(&verifier)?;
                 let code_challenge = sha256_b64url(verifier.as_bytes());
                 let nonce = form.take("nonce");
                 let key = self.login_key(&code_challenge).await?;

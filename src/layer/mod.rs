@@ -2,6 +2,7 @@
 //! `Foo<S>`. [`crate::stack`] orders them.
 
 mod api_key;
+mod breaker;
 mod error_log;
 mod facts;
 mod inject;
@@ -15,6 +16,7 @@ mod retry;
 mod trace;
 
 pub(crate) use api_key::ApiKeyLayer;
+pub use breaker::{Breaker, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogLayer};
 pub use facts::{Bind, Outcome, RequestFacts};
 pub use inject::{Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceStore, Signing};

@@ -269,10 +269,10 @@ impl Answer {
     }
 }
 
-/// A PKCE pair: (verifier, S256 challenge).
+/// A PKCE pair: (verifier, S256 challenge); the verifier is always 50 characters (RFC 7636).
 pub fn pkce() -> (String, String) {
     let verifier = format!(
-        "verifier-{}-{}",
+        "verifier-{:020}-{:020}",
         rand::random::<u64>(),
         rand::random::<u64>()
     );
