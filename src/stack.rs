@@ -256,3 +256,6 @@ fn route_stack(
         .service(client);
     BoxCloneSyncService::new(stack)
 }
+
+#[cfg(test)]
+mod tests;

@@ -174,3 +174,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
