@@ -176,7 +176,13 @@ impl Discovery {
                         at: Instant::now(),
                     },
                 );
-                tracing::info!(issuer = %self.issuer, outcome = "ok", "fetched discovery document");
+                // The app sends the browser to the authorization endpoint: say where it is.
+                tracing::info!(
+                    issuer = %self.issuer,
+                    authorization_endpoint = value.authorization_endpoint.as_deref().unwrap_or(""),
+                    outcome = "ok",
+                    "fetched discovery document"
+                );
                 crate::metrics::discovery_fetch("ok");
                 Ok(value)
             }
