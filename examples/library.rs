@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
-use myinfo_proxy::upstream::BufferBodiesLayer;
+use myinfo_proxy::layer::BufferBodiesLayer;
 use myinfo_proxy::{Config, Proxy};
 use tower::{Layer, Service, ServiceExt};
 

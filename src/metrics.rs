@@ -92,7 +92,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 });
 
 /// The Prometheus text exposition of every metric.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&METRICS.registry.gather(), &mut out)
@@ -101,7 +101,7 @@ pub fn render() -> String {
 }
 
 /// An app request answered.
-pub fn request(route: &str, status: u16, took: Duration) {
+pub(crate) fn request(route: &str, status: u16, took: Duration) {
     let m = &*METRICS;
     m.requests
         .with_label_values(&[route, status_label(status)])
@@ -112,7 +112,7 @@ pub fn request(route: &str, status: u16, took: Duration) {
 }
 
 /// One upstream attempt finished (status 0: no answer).
-pub fn upstream_attempt(route: &str, status: u16) {
+pub(crate) fn upstream_attempt(route: &str, status: u16) {
     METRICS
         .upstream_attempts
         .with_label_values(&[route, status_label(status)])
@@ -120,7 +120,7 @@ pub fn upstream_attempt(route: &str, status: u16) {
 }
 
 /// One upstream attempt failed.
-pub fn upstream_error(route: &str, status: u16, class: &str) {
+pub(crate) fn upstream_error(route: &str, status: u16, class: &str) {
     METRICS
         .upstream_errors
         .with_label_values(&[route, status_label(status), class])
@@ -128,17 +128,17 @@ pub fn upstream_error(route: &str, status: u16, class: &str) {
 }
 
 /// A retry was made.
-pub fn retry(route: &str, reason: &str) {
+pub(crate) fn retry(route: &str, reason: &str) {
     METRICS.retries.with_label_values(&[route, reason]).inc();
 }
 
 /// An attempt waited for a permit.
-pub fn rate_limit_wait(route: &str) {
+pub(crate) fn rate_limit_wait(route: &str) {
     METRICS.rate_limit_waits.with_label_values(&[route]).inc();
 }
 
 /// A request was refused with 429.
-pub fn rate_limit_refusal(route: &str, reason: &str) {
+pub(crate) fn rate_limit_refusal(route: &str, reason: &str) {
     METRICS
         .rate_limit_refusals
         .with_label_values(&[route, reason])
@@ -146,18 +146,18 @@ pub fn rate_limit_refusal(route: &str, reason: &str) {
 }
 
 /// An upstream throttle paused a route.
-pub fn rate_limit_pause(route: &str) {
+pub(crate) fn rate_limit_pause(route: &str) {
     METRICS.rate_limit_pauses.with_label_values(&[route]).inc();
 }
 
 /// A JWT was signed (`client_assertion` or `dpop_proof`).
-pub fn signed(kind: &'static str, took: Duration) {
+pub(crate) fn signed(kind: &'static str, took: Duration) {
     METRICS.signatures.with_label_values(&[kind]).inc();
     METRICS.signing_duration.observe(took.as_secs_f64());
 }
 
 /// The number of live bindings of a kind.
-pub fn key_bindings(kind: &str, live: u64) {
+pub(crate) fn key_bindings(kind: &str, live: u64) {
     METRICS
         .key_bindings
         .with_label_values(&[kind])
@@ -165,12 +165,12 @@ pub fn key_bindings(kind: &str, live: u64) {
 }
 
 /// A DPoP-nonce retry.
-pub fn nonce_retry(route: &str) {
+pub(crate) fn nonce_retry(route: &str) {
     METRICS.nonce_retries.with_label_values(&[route]).inc();
 }
 
 /// A discovery fetch finished (`ok` or `error`).
-pub fn discovery_fetch(outcome: &str) {
+pub(crate) fn discovery_fetch(outcome: &str) {
     METRICS
         .discovery_fetches
         .with_label_values(&[outcome])
@@ -178,7 +178,7 @@ pub fn discovery_fetch(outcome: &str) {
 }
 
 /// A JWKS fetch finished (`ok` or `error`).
-pub fn jwks_fetch(outcome: &str) {
+pub(crate) fn jwks_fetch(outcome: &str) {
     METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
 }
 

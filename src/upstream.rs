@@ -21,14 +21,14 @@ use tower::util::BoxCloneSyncService;
 
 /// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
 /// out (so that retry can replay requests and the layers can read error bodies).
-pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
+pub(crate) type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 /// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
-pub type UpstreamClient = BufferBodies<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
+pub(crate) type UpstreamClient = BufferBodies<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
 
 /// Builds the default upstream client with the given trust roots and connect timeout, capping
 /// answers at `max_response_body` bytes.
-pub fn upstream_client(
+pub(crate) fn upstream_client(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
     max_response_body: usize,
@@ -138,7 +138,7 @@ where
 
 use tower::Layer as _;
 /// Builds the rustls client config from the configured roots and optional extra CA file.
-pub fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
+pub(crate) fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     if matches!(cfg.roots, Roots::Webpki | Roots::Both) {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

@@ -7,9 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use myinfo_proxy::error::BoxError;
-use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::serve;
-use myinfo_proxy::Config;
+use myinfo_proxy::{Config, Proxy};
 use sha2::Digest;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,7 +45,7 @@ where
     let shutdown = async move {
         let _ = stopped.await;
     };
-    tokio::spawn(serve(listener, proxy, shutdown, Duration::from_secs(1)));
+    tokio::spawn(proxy.serve(listener, shutdown, Duration::from_secs(1)));
     (addr, stop, dir)
 }
 

@@ -267,7 +267,9 @@ async fn dpop_nonces_are_learned_and_used_once_asked_for() {
         .collect();
     assert_eq!(demands.len(), pars.len() - 1 + calls - 1, "{demands:#?}");
     assert!(demands.iter().all(|e| e.level == tracing::Level::INFO));
-    assert!(myinfo_proxy::metrics::render()
+    assert!(h
+        .proxy
+        .metrics()
         .contains("myinfo_proxy_dpop_nonce_retries_total{route=\"fapi_par\"}"));
 }
 
@@ -439,5 +441,5 @@ async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
     );
     let text = logs.all_text();
     assert!(text.contains("myinfo_proxy::access"));
-    assert_no_secret_in(&text, &secrets);
+    assert_no_secret_in(&h.proxy, &text, &secrets);
 }

@@ -7,16 +7,16 @@ use bytes::Bytes;
 use common::logs::capture;
 use common::*;
 use http::{Method, StatusCode};
-use myinfo_proxy::admin::Admin;
 use myinfo_proxy::emulator::{Emulator, EmulatorConfig, EmulatorRoute, Fault};
+use myinfo_proxy::Proxy;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_myinfo-proxy");
 
-fn admin_get(admin: &Admin, path: &str) -> (StatusCode, String, http::HeaderMap) {
-    let res = admin.handle(&http::Request::get(path).body(()).unwrap());
+fn admin_get(admin: &Proxy, path: &str) -> (StatusCode, String, http::HeaderMap) {
+    let res = admin.admin(&http::Request::get(path).body(()).unwrap());
     let status = res.status();
     let headers = res.headers().clone();
     let body = futures_body(res);
@@ -47,12 +47,12 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
     let h = Harness::start().await;
     let token = h.token("u-1", "name").await;
     assert_eq!(token.status, StatusCode::OK);
-    let admin = h.proxy.admin();
+    let admin = &h.proxy;
 
-    assert_eq!(admin_get(&admin, "/healthz").0, StatusCode::OK);
-    assert_eq!(admin_get(&admin, "/readyz").0, StatusCode::OK);
+    assert_eq!(admin_get(admin, "/healthz").0, StatusCode::OK);
+    assert_eq!(admin_get(admin, "/readyz").0, StatusCode::OK);
 
-    let (status, metrics, headers) = admin_get(&admin, "/metrics");
+    let (status, metrics, headers) = admin_get(admin, "/metrics");
     assert_eq!(status, StatusCode::OK);
     assert!(headers["content-type"]
         .to_str()
@@ -81,7 +81,7 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
         "a metric without the prefix"
     );
 
-    let (status, jwks, headers) = admin_get(&admin, "/.well-known/jwks.json");
+    let (status, jwks, headers) = admin_get(admin, "/.well-known/jwks.json");
     assert_eq!(status, StatusCode::OK);
     assert!(headers["cache-control"]
         .to_str()
@@ -91,12 +91,12 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
     assert_eq!(jwks, h.keys.public);
     assert!(!jwks.to_string().contains("\"d\""));
 
-    h.proxy.health().start_draining();
-    let (status, body, _) = admin_get(&admin, "/readyz");
+    h.proxy.start_draining();
+    let (status, body, _) = admin_get(admin, "/readyz");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("draining"));
     assert_eq!(
-        admin_get(&admin, "/healthz").0,
+        admin_get(admin, "/healthz").0,
         StatusCode::OK,
         "alive while draining"
     );
@@ -292,7 +292,7 @@ async fn keys_rotate_without_restart_while_requests_flow() {
         ),
     )
     .await;
-    let old_kid = h.proxy.keys().current().signing().kid().to_owned();
+    let old_kid = h.proxy.signing_kid();
     let new_kid = new.private["keys"]
         .as_array()
         .unwrap()
@@ -351,7 +351,7 @@ async fn keys_rotate_without_restart_while_requests_flow() {
     assert_eq!(kids.first(), Some(&old_kid));
     assert_eq!(kids.last(), Some(&new_kid), "never switched to the new key");
     assert_eq!(
-        h.proxy.keys().current().signing().kid(),
+        h.proxy.signing_kid(),
         new_kid,
         "the broken file replaced good keys"
     );
@@ -417,7 +417,7 @@ async fn no_secret_reaches_the_logs_or_the_metrics() {
         text.contains("myinfo_proxy::upstream_error"),
         "nothing was logged: the check would be empty"
     );
-    assert_no_secret_in(&text, &secrets);
+    assert_no_secret_in(&h.proxy, &text, &secrets);
 }
 
 #[tokio::test]

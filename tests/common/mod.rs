@@ -11,8 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use myinfo_proxy::config::Config;
 use myinfo_proxy::emulator::{Emulator, EmulatorConfig};
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
-use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::serve;
+use myinfo_proxy::Proxy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -135,14 +134,14 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(
-            listener,
-            proxy.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(5),
-        ));
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        tokio::spawn(
+            proxy
+                .clone()
+                .serve(listener, stopped, Duration::from_secs(5)),
+        );
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             keys,
@@ -310,9 +309,9 @@ pub fn secrets_seen(h: &Harness, extra: Vec<String>) -> Vec<String> {
     secrets
 }
 
-/// Asserts that none of `secrets` appears in `logs` or in `/metrics`.
-pub fn assert_no_secret_in(logs: &str, secrets: &[String]) {
-    let metrics = myinfo_proxy::metrics::render();
+/// Asserts that none of `secrets` appears in `logs` or in the proxy's `/metrics`.
+pub fn assert_no_secret_in(proxy: &Proxy, logs: &str, secrets: &[String]) {
+    let metrics = proxy.metrics();
     for secret in secrets {
         assert!(
             !logs.contains(secret.as_str()),

@@ -16,13 +16,9 @@ fn signing(dir: &std::path::Path) -> Arc<Signing> {
     std::fs::write(dir.join("private-jwks.json"), private.to_string()).unwrap();
     let text = "client_id = \"c\"\n[keys]\njwks_file = \"private-jwks.json\"\n[[upstream]]\nkind = \"myinfo-v4\"\nbase_url = \"https://myinfo.example/com/v4\"\n";
     let config = Config::from_toml(text, dir).unwrap();
-    Arc::new(Signing {
-        client_id: config.client_id.clone(),
-        keys: Arc::new(KeyStore::load(&config).unwrap()),
-        assertion_lifetime: config.assertion_lifetime,
-        bindings: Arc::new(MemoryBindings::new(10)),
-        nonces: Arc::new(MemoryNonces::default()),
-    })
+    let bindings = Arc::new(MemoryBindings::new(10));
+    let nonces = Arc::new(MemoryNonces::default());
+    Arc::new(Signing::new(&config, bindings, nonces).unwrap())
 }
 
 fn token_request() -> Request<Bytes> {
