@@ -11,17 +11,17 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The header an app sends its API key in. It never goes upstream.
-pub(crate) static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The API-key check; empty when the config has no keys.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ApiKeys {
+pub struct ApiKeys {
     hashes: Arc<Vec<[u8; 32]>>,
 }
 
 impl ApiKeys {
     /// The keys of the config.
-    pub(crate) fn new(inbound: &Inbound) -> Self {
+    pub fn new(inbound: &Inbound) -> Self {
         Self {
             hashes: Arc::new(inbound.api_key_sha256.clone()),
         }
@@ -29,7 +29,7 @@ impl ApiKeys {
 
     /// Accepts a request when no keys are configured, or when its `X-Api-Key` hashes to one.
     /// Every configured hash is compared, in constant time, whatever matches first.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
         if self.hashes.is_empty() {
             return Ok(());
         }
@@ -52,7 +52,7 @@ impl ApiKeys {
 
 /// The TLS acceptor of the main listener; with a client CA, it requires client certificates
 /// that chain to it (mTLS).
-pub(crate) fn tls_acceptor(tls: &InboundTls) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
+pub fn tls_acceptor(tls: &InboundTls) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
     let bad = |key: &str, problem: String| {
         ConfigError::new(key, problem, "point it at a readable PEM file")
     };

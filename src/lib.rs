@@ -107,6 +107,8 @@ pub mod demo;
 mod discovery;
 pub mod emulator;
 pub mod error;
+// These two modules mark their items `pub`; being private modules, that means the crate only.
+#[allow(unreachable_pub)]
 mod inbound;
 pub mod jose;
 mod key_source;
@@ -114,6 +116,7 @@ pub mod layer;
 mod metrics;
 mod proxy;
 mod route;
+#[allow(unreachable_pub)]
 mod server;
 mod stack;
 mod upstream;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 /// Serves `proxy` on `listener` until `shutdown` resolves, then stops accepting and gives
 /// in-flight requests up to `drain` to finish.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,
     shutdown: impl Future<Output = ()>,
@@ -33,7 +33,7 @@ pub(crate) async fn serve(
 }
 
 /// Serves `proxy` over TLS (mTLS when the acceptor requires client certificates).
-pub(crate) async fn serve_tls(
+pub async fn serve_tls(
     listener: TcpListener,
     tls: tokio_rustls::TlsAcceptor,
     proxy: Proxy,
@@ -55,7 +55,7 @@ pub(crate) async fn serve_tls(
 
 /// Serves any handler (the proxy, the admin endpoints) with HTTP/1.1 and h2c, until `shutdown`
 /// resolves; then stops accepting and waits up to `drain` for in-flight requests.
-pub(crate) async fn serve_with<H, F>(
+pub async fn serve_with<H, F>(
     listener: TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
