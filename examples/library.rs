@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
-use myinfo_proxy::upstream::BufferBodiesLayer;
+use myinfo_proxy::layer::BufferBodiesLayer;
 use myinfo_proxy::{Config, Proxy};
 use singpass_emulator::{Emulator, EmulatorConfig};
 use tower::{Layer, Service, ServiceExt};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// Whether the proxy should get traffic.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     draining: AtomicBool,
     keys: Arc<KeyStore>,
     discoveries: Vec<Arc<Discovery>>,
@@ -19,7 +19,7 @@ pub struct Health {
 
 impl Health {
     /// Health over these keys and discoveries.
-    pub fn new(keys: Arc<KeyStore>, discoveries: Vec<Arc<Discovery>>) -> Self {
+    pub(crate) fn new(keys: Arc<KeyStore>, discoveries: Vec<Arc<Discovery>>) -> Self {
         Self {
             draining: AtomicBool::new(false),
             keys,
@@ -28,17 +28,17 @@ impl Health {
     }
 
     /// Marks the proxy as shutting down: readiness turns false at once.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// True once shutdown began.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 
     /// Ready, or the reasons not.
-    pub fn readiness(&self) -> Result<(), Vec<String>> {
+    pub(crate) fn readiness(&self) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
         if self.is_draining() {
             reasons.push("draining: shutting down".to_owned());
@@ -61,7 +61,7 @@ impl Health {
 
 /// What the admin endpoints read.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     /// Readiness state.
     pub health: Arc<Health>,
     /// The client's keys (public halves are served).
@@ -70,7 +70,7 @@ pub struct Admin {
 
 impl Admin {
     /// Answers one admin request.
-    pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+    pub(crate) fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
         }
@@ -102,7 +102,7 @@ impl Admin {
 
 /// The public JWKS with a cache lifetime short enough for key rotation to reach Singpass
 /// (which caches for about an hour itself).
-pub fn jwks_response(keys: &KeyStore) -> Response<Bytes> {
+pub(crate) fn jwks_response(keys: &KeyStore) -> Response<Bytes> {
     let body = keys.current().public_jwks().to_string();
     let mut res = Response::new(Bytes::from(body));
     res.headers_mut().insert(

@@ -16,7 +16,7 @@ use tower::ServiceExt as _;
 
 /// The endpoints the proxy takes from discovery.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     /// The issuer (the FAPI client assertion `aud`).
     pub issuer: String,
     /// PAR (RFC 9126).
@@ -35,7 +35,7 @@ pub struct Metadata {
 
 /// An endpoint a route needs from the metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `pushed_authorization_request_endpoint`
     Par,
     /// `token_endpoint`
@@ -48,7 +48,7 @@ pub enum Endpoint {
 
 impl Metadata {
     /// The URL of `endpoint`, or a problem naming the missing member.
-    pub fn endpoint(&self, endpoint: Endpoint) -> Result<&str, ProxyError> {
+    pub(crate) fn endpoint(&self, endpoint: Endpoint) -> Result<&str, ProxyError> {
         let (value, name) = match endpoint {
             Endpoint::Par => (
                 self.pushed_authorization_request_endpoint.as_deref(),
@@ -77,7 +77,7 @@ struct Fetched<T> {
 }
 
 /// Fetches and caches one issuer's metadata and JWKS.
-pub struct Discovery {
+pub(crate) struct Discovery {
     issuer: String,
     client: UpstreamService,
     refresh_after: Duration,
@@ -100,7 +100,7 @@ const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Discovery {
     /// Discovery for `issuer`, refreshed every `refresh_after`, each fetch bounded by `timeout`.
-    pub fn new(
+    pub(crate) fn new(
         issuer: &str,
         client: UpstreamService,
         refresh_after: Duration,
@@ -118,23 +118,23 @@ impl Discovery {
     }
 
     /// The configured issuer.
-    pub fn issuer(&self) -> &str {
+    pub(crate) fn issuer(&self) -> &str {
         &self.issuer
     }
 
     /// The cache of the issuer's JWKS (its `jwks_uri` comes from the metadata).
-    pub fn jwks(&self) -> &Arc<JwksCache> {
+    pub(crate) fn jwks(&self) -> &Arc<JwksCache> {
         &self.jwks
     }
 
     /// True once metadata has been fetched at least once (for readiness).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.metadata.contains_key(&())
     }
 
     /// The metadata: the cached copy (refreshed in the background when stale), or a fetch now
     /// when there has never been one.
-    pub async fn metadata(self: &Arc<Self>) -> Result<Arc<Metadata>, ProxyError> {
+    pub(crate) async fn metadata(self: &Arc<Self>) -> Result<Arc<Metadata>, ProxyError> {
         if let Some(cached) = self.metadata.get(&()) {
             if cached.at.elapsed() >= self.refresh_after
                 && !self.refreshing.swap(true, Ordering::AcqRel)
@@ -151,7 +151,7 @@ impl Discovery {
     }
 
     /// Fetches the metadata now; on failure keeps (and returns) the last good copy if any.
-    pub async fn refresh(&self) -> Result<Arc<Metadata>, ProxyError> {
+    pub(crate) async fn refresh(&self) -> Result<Arc<Metadata>, ProxyError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
         let fetched = self.get_json::<Metadata>(&url).await.and_then(|m| {
             if m.issuer.trim_end_matches('/') == self.issuer {
@@ -176,7 +176,13 @@ impl Discovery {
                         at: Instant::now(),
                     },
                 );
-                tracing::info!(issuer = %self.issuer, outcome = "ok", "fetched discovery document");
+                // The app sends the browser to the authorization endpoint: say where it is.
+                tracing::info!(
+                    issuer = %self.issuer,
+                    authorization_endpoint = value.authorization_endpoint.as_deref().unwrap_or(""),
+                    outcome = "ok",
+                    "fetched discovery document"
+                );
                 crate::metrics::discovery_fetch("ok");
                 Ok(value)
             }
@@ -223,7 +229,7 @@ impl Discovery {
 
 /// An upstream JWKS by URL, cached and refreshed like discovery. A refetch for an unknown
 /// `kid` happens at most every 30 s, so a flood of forged kids cannot hammer the upstream.
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     client: UpstreamService,
     refresh_after: Duration,
     timeout: Duration,
@@ -239,7 +245,7 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// A cache fetching through `client`.
-    pub fn new(client: UpstreamService, refresh_after: Duration, timeout: Duration) -> Self {
+    pub(crate) fn new(client: UpstreamService, refresh_after: Duration, timeout: Duration) -> Self {
         Self {
             client,
             refresh_after,
@@ -250,7 +256,7 @@ impl JwksCache {
     }
 
     /// The JWKS at `uri`; `refetch` asks for a fresh copy (after an unknown `kid`).
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         uri: &str,
         refetch: bool,

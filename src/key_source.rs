@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The client's current keys, swapped atomically on rotation.
-pub struct KeyStore {
+pub(crate) struct KeyStore {
     source: KeySource,
     active_sig_kid: Option<String>,
     current: ArcSwap<ClientKeys>,
@@ -30,7 +30,7 @@ impl std::fmt::Debug for KeyStore {
 
 impl KeyStore {
     /// Loads and validates the configured keys.
-    pub fn load(config: &Config) -> Result<Self, ConfigError> {
+    pub(crate) fn load(config: &Config) -> Result<Self, ConfigError> {
         let material = read_material(&config.keys)?;
         let keys = parse(&config.keys, &material, config.active_sig_kid.as_deref())?;
         Ok(Self {
@@ -42,13 +42,13 @@ impl KeyStore {
     }
 
     /// The keys to use now.
-    pub fn current(&self) -> Arc<ClientKeys> {
+    pub(crate) fn current(&self) -> Arc<ClientKeys> {
         self.current.load_full()
     }
 
     /// Re-reads the key material; swaps in a changed set if it is valid. Returns whether the
     /// keys changed; an unreadable or invalid new set is an error and changes nothing.
-    pub fn reload(&self) -> Result<bool, ConfigError> {
+    pub(crate) fn reload(&self) -> Result<bool, ConfigError> {
         let material = read_material(&self.source)?;
         let fingerprint = digest(&material);
         if *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) == fingerprint {
@@ -69,7 +69,7 @@ impl KeyStore {
 
     /// Re-reads the key files every `every` until the returned task is aborted. Keys from
     /// environment variables cannot change while the process runs and are not watched.
-    pub fn watch(self: &Arc<Self>, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    pub(crate) fn watch(self: &Arc<Self>, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
         if matches!(self.source, KeySource::JwksEnv(_)) {
             return None;
         }
@@ -86,12 +86,6 @@ impl KeyStore {
             }
         }))
     }
-}
-
-/// Loads and validates the client keys once (for `check-config` and `jwks`).
-pub fn load_client_keys(config: &Config) -> Result<ClientKeys, ConfigError> {
-    let material = read_material(&config.keys)?;
-    parse(&config.keys, &material, config.active_sig_kid.as_deref())
 }
 
 const JWKS_FIX: &str = "give a private JWKS with ES256 `use=sig` keys and ECDH-ES+A256KW `use=enc` keys, P-256, distinct kids (`myinfo-proxy keygen --out DIR` writes one)";

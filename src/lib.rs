@@ -9,24 +9,32 @@
 //! ## The layers, outermost first
 //!
 //! ```text
-//! metrics      (layer::MetricsLayer)    what the app saw: requests and durations by route
-//! rescue       (layer::RescueLayer)     every error becomes a problem+json answer
-//! timeout      (tower TimeoutLayer)     timeouts.overall
-//! breaker      (layer::BreakerLayer)    fails fast (503) while an upstream keeps failing
-//! retry        (layer::RetryLayer)      502/503, retryable OAuth errors, no-answer failures;
-//!                                       backoff with full jitter, Retry-After, budget, deadline
-//! rate limit   (layer::RateLimitLayer)  per-route (and global) GCRA; pause and AIMD on 429
-//! error log    (layer::ErrorLogLayer)   one event per failed attempt, with id and trace_id
-//! inject       (layer::InjectLayer)     client assertion, DPoP proof, Authorization: DPoP,
-//!                                       nonce retry, token and login bindings, decryption
-//! timeout      (tower TimeoutLayer)     timeouts.attempt
-//! upstream     (upstream::BufferBodies) any HTTP client, bodies buffered
+//! request id, sensitive headers, trace span, catch panic   (tower-http)
+//! metrics       (layer::MetricsLayer)       what the app saw: requests and durations by route
+//! rescue        (layer::RescueLayer)        every error becomes a problem+json answer
+//! API key, body (read after the key)        inbound auth on the headers; the body capped
+//! router                                    path + method -> the route's own stack:
+//!   local checks (layer::LocalChecksLayer)  form, token and login lookups; no permit taken
+//!   timeout      (tower TimeoutLayer)       timeouts.overall
+//!   breaker      (layer::BreakerLayer)     fails fast (503) while an upstream keeps failing
+//!   retry        (layer::RetryLayer)        decisions in layer::RetryPolicy: 502/503,
+//!                                           retryable OAuth errors, no-answer failures; backoff
+//!                                           with full jitter, Retry-After, budget, deadline,
+//!                                           one DPoP-nonce repeat
+//!   rate limit   (layer::RateLimitLayer)    the route's quota (layer::RouteQuota); pause and
+//!                                           AIMD on 429
+//!   error log    (layer::ErrorLogLayer)     one event per failed attempt, with id and trace_id
+//!   inject       (layer::InjectLayer)       client assertion, DPoP proof, Authorization: DPoP,
+//!                                           token and login bindings, decryption
+//!   timeout      (tower TimeoutLayer)       timeouts.attempt
+//!   upstream     (layer::BufferBodies)      any HTTP client, bodies buffered
 //! ```
 //!
-//! [`stack::build`] is the one place that orders them. Inject sits inside retry, so every
-//! attempt is signed afresh with the same ephemeral key. The layers act on requests that carry
-//! a [`route::RequestContext`]; [`Proxy`] makes it from the local path a request names (for
-//! example `/com/v4/token`), exactly as the server does for each HTTP request.
+//! One module of the crate orders them (the file map is in `docs/ARCHITECTURE.md`). Each layer
+//! is built with its own configuration (`FooLayer::new(..)`); what it needs per request is one
+//! typed extension, [`layer::RequestFacts`], which the router and the local checks make; a
+//! layer that finds none answers with a problem naming it. What comes back up (the route, the
+//! attempts, the last upstream error's ids) is a response extension, [`layer::Outcome`].
 //!
 //! ## Use it in process
 //!
@@ -41,7 +49,7 @@
 //! use bytes::Bytes;
 //! use singpass_emulator::{Emulator, EmulatorConfig};
 //! use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
-//! use myinfo_proxy::upstream::BufferBodiesLayer;
+//! use myinfo_proxy::layer::BufferBodiesLayer;
 //! use myinfo_proxy::{Config, Proxy};
 //! use tower::{Layer, Service, ServiceExt};
 //!
@@ -89,33 +97,37 @@
 //! ```
 //!
 //! The individual layers can also wrap your own `tower::Service<http::Request<Bytes>>`; see
-//! [`layer`] and [`stack::build`].
+//! [`layer`]. A request for them carries its [`layer::RequestFacts`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
-pub mod admin;
+mod admin;
 pub mod binding;
 pub mod config;
 mod deadline;
 #[cfg(feature = "demo")]
+#[doc(hidden)]
 pub mod demo;
-pub mod discovery;
+mod discovery;
 pub mod error;
-pub mod inbound;
+// These two modules mark their items `pub`; being private modules, that means the crate only.
+#[allow(unreachable_pub)]
+mod inbound;
 pub mod jose;
-pub mod key_source;
+mod key_source;
 pub mod layer;
-pub mod metrics;
-pub mod path_guard;
-pub mod pkce;
-pub mod proxy;
-pub mod route;
-pub mod scrub;
-pub mod server;
-pub mod stack;
-pub mod upstream;
-pub mod upstream_answer;
+mod metrics;
+mod path_guard;
+mod pkce;
+mod proxy;
+mod route;
+mod scrub;
+#[allow(unreachable_pub)]
+mod server;
+mod stack;
+mod upstream;
+mod upstream_answer;
 
 pub use config::Config;
-pub use proxy::{Proxy, ProxyBuilder};
+pub use proxy::{Proxy, ProxyBuilder, RouteLine};

@@ -4,10 +4,7 @@
 use clap::{Parser, Subcommand};
 use myinfo_proxy::config::{Config, ConfigError, KeySource, LogFormat};
 use myinfo_proxy::jose::generate_client_jwks;
-use myinfo_proxy::key_source::load_client_keys;
-use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::{fit_open_file_limit, Server};
-use myinfo_proxy::upstream::tls_config;
+use myinfo_proxy::Proxy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -180,7 +177,12 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Other(e.to_string()))?;
     runtime.block_on(async {
-        let proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
+        let mut proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
+        // Both listeners and an upstream connection per main connection must fit `ulimit -n`,
+        // or the admin listener could not accept probes while the main one is full.
+        if let Some(lowered) = proxy.fit_open_file_limit() {
+            tracing::warn!("{lowered}");
+        }
         let bind = |addr: std::net::SocketAddr| async move {
             tokio::net::TcpListener::bind(addr).await.map_err(|e| Failure::Other(format!("cannot listen on {addr}: {e}")))
         };
@@ -197,45 +199,29 @@ fn run_serve(path: &Path) -> Result<(), Failure> {
         // requests get drain_timeout to finish. The admin listener stays up until then, so
         // probes see "not ready" rather than a refused connection.
         let (stop_main, main_stopped) = tokio::sync::oneshot::channel::<()>();
-        let health = proxy.health().clone();
+        let draining = proxy.clone();
         let drain = config.drain_timeout;
         tokio::spawn(async move {
             shutdown_signal().await;
-            health.start_draining();
+            draining.start_draining();
             tracing::info!(drain_s = drain.as_secs(), "shutdown requested: draining");
             let _ = stop_main.send(());
         });
-        // Both listeners and an upstream connection per main connection must fit `ulimit -n`,
-        // or the admin listener could not accept probes while the main one is full.
-        let mut listeners = config.listeners;
-        if let Some(lowered) = fit_open_file_limit(&mut listeners) {
-            tracing::warn!("{lowered}");
-        }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin_listener.map(|l| {
-            let admin = proxy.admin();
-            tokio::spawn(Server::admin(listeners.admin).serve(
-                l,
-                move |req| {
-                    let answer = admin.handle(&req);
-                    async move { answer }
-                },
-                async move {
+            let admin = proxy.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
                     let _ = admin_stopped.await;
-                },
-                Duration::from_secs(1),
-            ))
+                };
+                admin.serve_admin(l, stopped, Duration::from_secs(1)).await
+            })
         });
         let stopped = async move {
             let _ = main_stopped.await;
         };
-        let mut main = Server::main(listeners.main).problem_doc_url(&config.problem_doc_url);
-        if let Some(tls) = &config.inbound.tls {
-            main = main.tls(myinfo_proxy::inbound::tls_acceptor(tls).map_err(|e| Failure::Config(path.to_owned(), e))?);
-        }
-        main.serve_proxy(listener, proxy, stopped, drain)
-            .await
-            .map_err(|e| Failure::Other(e.to_string()))?;
+        proxy.serve(listener, stopped, drain).await
+        .map_err(|e| Failure::Other(e.to_string()))?;
         let _ = stop_admin.send(());
         if let Some(task) = admin_task {
             let _ = task.await;
@@ -287,11 +273,8 @@ fn emulator(listen: std::net::SocketAddr, client_id: String, jwks: &Path) -> Res
 
 fn check_config(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
-    let cfg_err = |e| Failure::Config(path.to_owned(), e);
-    let keys = load_client_keys(&config).map_err(cfg_err)?;
-    if let Some(tls) = &config.inbound.tls {
-        myinfo_proxy::inbound::tls_acceptor(tls).map_err(cfg_err)?;
-    }
+    // Building the proxy loads and checks everything it needs: keys, trust roots, inbound TLS.
+    let proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
     println!("{}: OK", path.display());
     println!("  listen             {}", config.listen);
     println!("  client_id          {}", config.client_id);
@@ -301,9 +284,9 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         KeySource::Pem { .. } => "PEM keys".to_owned(),
     };
     println!("  keys               {source}");
-    println!("    sig kid          {}", keys.signing().kid());
-    for enc in keys.encryption() {
-        println!("    enc kid          {}", enc.kid());
+    println!("    sig kid          {}", proxy.signing_kid());
+    for enc in proxy.encryption_kids() {
+        println!("    enc kid          {enc}");
     }
     let t = &config.timeouts;
     println!(
@@ -313,12 +296,14 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         humantime::format_duration(t.overall)
     );
     println!("  max_request_body   {} bytes", config.max_request_body);
-    tls_config(&config.tls).map_err(cfg_err)?;
     for up in &config.upstreams {
         println!("  upstream {:?} ({:?}, {})", up.name, up.kind, up.base_url);
     }
-    for (method, local, upstream) in myinfo_proxy::route::describe(&config) {
-        println!("    {method:<4} {local:<24} -> {upstream}");
+    for route in proxy.routes() {
+        println!(
+            "    {:<4} {:<24} -> {}",
+            route.method, route.local, route.upstream
+        );
     }
     for w in &config.warnings {
         println!("  warning: {w}");
@@ -382,10 +367,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
 
 fn jwks(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
-    let keys = load_client_keys(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
+    let proxy = Proxy::from_config(&config).map_err(|e| Failure::Config(path.to_owned(), e))?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&keys.public_jwks()).expect("JSON")
+        serde_json::to_string_pretty(&proxy.public_jwks()).expect("JSON")
     );
     Ok(())
 }

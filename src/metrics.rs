@@ -122,7 +122,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 });
 
 /// The Prometheus text exposition of every metric.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&METRICS.registry.gather(), &mut out)
@@ -131,7 +131,7 @@ pub fn render() -> String {
 }
 
 /// An app request answered.
-pub fn request(route: &str, status: u16, took: Duration) {
+pub(crate) fn request(route: &str, status: u16, took: Duration) {
     let m = &*METRICS;
     m.requests
         .with_label_values(&[route, status_label(status)])
@@ -142,7 +142,7 @@ pub fn request(route: &str, status: u16, took: Duration) {
 }
 
 /// One upstream attempt finished (status 0: no answer).
-pub fn upstream_attempt(route: &str, status: u16) {
+pub(crate) fn upstream_attempt(route: &str, status: u16) {
     METRICS
         .upstream_attempts
         .with_label_values(&[route, status_label(status)])
@@ -150,7 +150,7 @@ pub fn upstream_attempt(route: &str, status: u16) {
 }
 
 /// One upstream attempt failed.
-pub fn upstream_error(route: &str, status: u16, class: &str) {
+pub(crate) fn upstream_error(route: &str, status: u16, class: &str) {
     METRICS
         .upstream_errors
         .with_label_values(&[route, status_label(status), class])
@@ -158,17 +158,17 @@ pub fn upstream_error(route: &str, status: u16, class: &str) {
 }
 
 /// A retry was made.
-pub fn retry(route: &str, reason: &str) {
+pub(crate) fn retry(route: &str, reason: &str) {
     METRICS.retries.with_label_values(&[route, reason]).inc();
 }
 
 /// An attempt waited for a permit.
-pub fn rate_limit_wait(route: &str) {
+pub(crate) fn rate_limit_wait(route: &str) {
     METRICS.rate_limit_waits.with_label_values(&[route]).inc();
 }
 
 /// A request was refused with 429.
-pub fn rate_limit_refusal(route: &str, reason: &str) {
+pub(crate) fn rate_limit_refusal(route: &str, reason: &str) {
     METRICS
         .rate_limit_refusals
         .with_label_values(&[route, reason])
@@ -176,18 +176,18 @@ pub fn rate_limit_refusal(route: &str, reason: &str) {
 }
 
 /// An upstream throttle paused a route.
-pub fn rate_limit_pause(route: &str) {
+pub(crate) fn rate_limit_pause(route: &str) {
     METRICS.rate_limit_pauses.with_label_values(&[route]).inc();
 }
 
 /// A JWT was signed (`client_assertion` or `dpop_proof`).
-pub fn signed(kind: &'static str, took: Duration) {
+pub(crate) fn signed(kind: &'static str, took: Duration) {
     METRICS.signatures.with_label_values(&[kind]).inc();
     METRICS.signing_duration.observe(took.as_secs_f64());
 }
 
 /// The number of live bindings of a kind.
-pub fn key_bindings(kind: &str, live: u64) {
+pub(crate) fn key_bindings(kind: &str, live: u64) {
     METRICS
         .key_bindings
         .with_label_values(&[kind])
@@ -195,12 +195,12 @@ pub fn key_bindings(kind: &str, live: u64) {
 }
 
 /// A DPoP-nonce retry.
-pub fn nonce_retry(route: &str) {
+pub(crate) fn nonce_retry(route: &str) {
     METRICS.nonce_retries.with_label_values(&[route]).inc();
 }
 
 /// A discovery fetch finished (`ok` or `error`).
-pub fn discovery_fetch(outcome: &str) {
+pub(crate) fn discovery_fetch(outcome: &str) {
     METRICS
         .discovery_fetches
         .with_label_values(&[outcome])
@@ -208,12 +208,12 @@ pub fn discovery_fetch(outcome: &str) {
 }
 
 /// A JWKS fetch finished (`ok` or `error`).
-pub fn jwks_fetch(outcome: &str) {
+pub(crate) fn jwks_fetch(outcome: &str) {
     METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
 }
 
 /// A connection was refused: the listener held `max_connections`.
-pub fn connection_refused(listener: &str) {
+pub(crate) fn connection_refused(listener: &str) {
     METRICS
         .connections_refused
         .with_label_values(&[listener])
@@ -221,18 +221,18 @@ pub fn connection_refused(listener: &str) {
 }
 
 /// An accept failed.
-pub fn accept_error(listener: &str) {
+pub(crate) fn accept_error(listener: &str) {
     METRICS.accept_errors.with_label_values(&[listener]).inc();
 }
 
 /// One open connection of a listener, counted in `myinfo_proxy_open_connections` until
 /// dropped.
 #[derive(Debug)]
-pub struct OpenConnection(prometheus::IntGauge);
+pub(crate) struct OpenConnection(prometheus::IntGauge);
 
 impl OpenConnection {
     /// Counts a new connection of `listener`.
-    pub fn new(listener: &str) -> Self {
+    pub(crate) fn new(listener: &str) -> Self {
         let gauge = METRICS.open_connections.with_label_values(&[listener]);
         gauge.inc();
         Self(gauge)
@@ -246,7 +246,7 @@ impl Drop for OpenConnection {
 }
 
 /// An upstream's circuit is now in `state` (0 closed, 1 open, 2 half-open).
-pub fn breaker_state(upstream: &str, state: i64) {
+pub(crate) fn breaker_state(upstream: &str, state: i64) {
     METRICS
         .breaker_state
         .with_label_values(&[upstream])
@@ -254,7 +254,7 @@ pub fn breaker_state(upstream: &str, state: i64) {
 }
 
 /// An upstream's circuit moved to `to` (`closed`, `open`, `half_open`).
-pub fn breaker_transition(upstream: &str, to: &str) {
+pub(crate) fn breaker_transition(upstream: &str, to: &str) {
     METRICS
         .breaker_transitions
         .with_label_values(&[upstream, to])

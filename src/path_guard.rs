@@ -17,7 +17,7 @@ const MAX_DECODINGS: usize = 3;
 /// Checks one path segment that the app names (e.g. `name` = "person `sub`"): refuses an empty
 /// segment, `/`, `\`, a `.` or `..` segment, a percent-encoded (or double-encoded) slash,
 /// backslash or dot, and control characters, with `400 VALIDATION_INVALID_PARAMETER`.
-pub fn check_segment(name: &str, segment: &str) -> Result<(), ProxyError> {
+pub(crate) fn check_segment(name: &str, segment: &str) -> Result<(), ProxyError> {
     let problem = if segment.is_empty() {
         Some("is empty")
     } else if segment == "." || segment == ".." {
@@ -35,7 +35,7 @@ pub fn check_segment(name: &str, segment: &str) -> Result<(), ProxyError> {
 /// 5.2.4), so that what is forwarded is what the upstream will act on. `rest` is the path
 /// after the mount's prefix: empty or starting with `/`. Refuses a path that would climb above
 /// the prefix, and any `\`, control character, or percent-encoded slash, backslash or dot.
-pub fn normalise_passthrough(rest: &str) -> Result<Cow<'_, str>, ProxyError> {
+pub(crate) fn normalise_passthrough(rest: &str) -> Result<Cow<'_, str>, ProxyError> {
     const NAME: &str = "passthrough path";
     let Some(body) = rest.strip_prefix('/') else {
         return if rest.is_empty() {

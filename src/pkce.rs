@@ -8,14 +8,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 /// Length of an S256 `code_challenge`: base64url of 32 bytes, without padding.
-pub const CODE_CHALLENGE_LEN: usize = 43;
+pub(crate) const CODE_CHALLENGE_LEN: usize = 43;
 /// Shortest `code_verifier` RFC 7636 section 4.1 allows.
-pub const CODE_VERIFIER_MIN: usize = 43;
+pub(crate) const CODE_VERIFIER_MIN: usize = 43;
 /// Longest `code_verifier` RFC 7636 section 4.1 allows.
-pub const CODE_VERIFIER_MAX: usize = 128;
+pub(crate) const CODE_VERIFIER_MAX: usize = 128;
 
 /// A PAR's `code_challenge`: exactly 43 base64url characters that decode to a SHA-256 digest.
-pub fn check_code_challenge(value: &str) -> Result<(), ProxyError> {
+pub(crate) fn check_code_challenge(value: &str) -> Result<(), ProxyError> {
     let base64url = value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -41,7 +41,7 @@ pub fn check_code_challenge(value: &str) -> Result<(), ProxyError> {
 }
 
 /// A token call's `code_verifier`: 43 to 128 characters of A-Z a-z 0-9 `-` `.` `_` `~`.
-pub fn check_code_verifier(value: &str) -> Result<(), ProxyError> {
+pub(crate) fn check_code_verifier(value: &str) -> Result<(), ProxyError> {
     let unreserved = value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));

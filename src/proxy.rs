@@ -14,6 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
 mod builder;
@@ -27,6 +29,24 @@ pub struct Proxy {
     health: Arc<Health>,
     _key_watch: Arc<AbortOnDrop>,
     edge: EdgeService,
+    /// The main listener's TLS (and mTLS), when `inbound` configures it.
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Header, body and idle timeouts and connection caps of both listeners.
+    listeners: crate::config::Listeners,
+    /// Where the listener's own problem answers (408) point.
+    doc_url: Arc<str>,
+    routes: Arc<[RouteLine]>,
+}
+
+/// One route as `check-config` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLine {
+    /// The method it takes (`GET`, `POST`; a passthrough takes any).
+    pub method: &'static str,
+    /// The local path the app calls.
+    pub local: String,
+    /// Where it goes upstream.
+    pub upstream: String,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -52,22 +72,92 @@ impl Proxy {
         Self::builder(config).build()
     }
 
-    /// The admin endpoints' view of this proxy.
-    pub fn admin(&self) -> Admin {
+    /// Serves app requests on `listener` (over TLS when `inbound` configures it) until
+    /// `shutdown` resolves; then stops accepting and gives requests in flight up to `drain`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        drain: Duration,
+    ) -> std::io::Result<()> {
+        let mut server =
+            crate::server::Server::main(self.listeners.main).problem_doc_url(&self.doc_url);
+        if let Some(tls) = self.tls.clone() {
+            server = server.tls(tls);
+        }
+        server.serve_proxy(listener, self, shutdown, drain).await
+    }
+
+    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`, the public JWKS) on
+    /// `listener` until `shutdown` resolves.
+    pub async fn serve_admin(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        drain: Duration,
+    ) -> std::io::Result<()> {
+        let admin = self.admin_view();
+        let handler = move |req: Request<crate::server::RequestBody>| {
+            let answer = admin.handle(&req);
+            async move { answer }
+        };
+        crate::server::Server::admin(self.listeners.admin)
+            .serve(listener, handler, shutdown, drain)
+            .await
+    }
+
+    /// Answers one admin request in process (as [`Proxy::serve_admin`] would).
+    pub fn admin<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        self.admin_view().handle(req)
+    }
+
+    fn admin_view(&self) -> Admin {
         Admin {
             health: self.health.clone(),
             keys: self.keys.clone(),
         }
     }
 
-    /// Readiness state (turn it to draining on shutdown).
-    pub fn health(&self) -> &Arc<Health> {
-        &self.health
+    /// Lowers the listeners' connection caps, if needed, so that both listeners and an
+    /// upstream connection per main connection fit the process's open-file limit; says what it
+    /// changed. (Without it the admin listener could not accept probes once the main one is
+    /// full.)
+    pub fn fit_open_file_limit(&mut self) -> Option<String> {
+        crate::server::fit_open_file_limit(&mut self.listeners)
     }
 
-    /// The client keys in use.
-    pub fn keys(&self) -> &Arc<KeyStore> {
-        &self.keys
+    /// Turns readiness false (`/readyz` answers 503): call it when shutdown begins.
+    pub fn start_draining(&self) {
+        self.health.start_draining();
+    }
+
+    /// Every metric, in the Prometheus text format (what `/metrics` serves).
+    pub fn metrics(&self) -> String {
+        crate::metrics::render()
+    }
+
+    /// The kid of the client key that signs assertions now.
+    pub fn signing_kid(&self) -> String {
+        self.keys.current().signing().kid().to_owned()
+    }
+
+    /// The kids of the client's encryption keys.
+    pub fn encryption_kids(&self) -> Vec<String> {
+        let keys = self.keys.current();
+        keys.encryption()
+            .iter()
+            .map(|k| k.kid().to_owned())
+            .collect()
+    }
+
+    /// The public JWKS of every configured client key (what Singpass is given).
+    pub fn public_jwks(&self) -> serde_json::Value {
+        self.keys.current().public_jwks()
+    }
+
+    /// Every route: its method, the local path the app calls, and where it goes upstream.
+    pub fn routes(&self) -> &[RouteLine] {
+        &self.routes
     }
 
     /// Answers one HTTP request from the app, reading its body only once its headers passed.

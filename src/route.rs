@@ -8,6 +8,7 @@ use crate::config::{Config, RouteKind};
 use crate::discovery::{Discovery, Endpoint, Metadata};
 use crate::error::{annotate, BoxError, ProblemCode, ProxyError};
 use crate::layer::{Outcome, RequestFacts};
+use crate::proxy::RouteLine;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, Method, Request, Response};
 use std::future::Future;
@@ -315,8 +316,8 @@ pub(crate) fn endpoint(kind: RouteKind) -> Option<Endpoint> {
     }
 }
 
-/// `(method, local path, upstream)` of every configured route, for `check-config`.
-pub fn describe(config: &Config) -> Vec<(&'static str, String, String)> {
+/// Every configured route, for `check-config`.
+pub(crate) fn describe(config: &Config) -> Vec<RouteLine> {
     let mut out = Vec::new();
     for u in &config.upstreams {
         for &kind in u.routes.keys() {
@@ -324,8 +325,13 @@ pub fn describe(config: &Config) -> Vec<(&'static str, String, String)> {
                 None => format!("{}{}", u.base_url, kind.local_path()),
                 Some(e) => format!("{:?} endpoint of {} (discovery)", e, u.base_url),
             };
+            let method = kind.allow();
             let local = format!("{}{}", u.local_prefix, kind.local_path());
-            out.push((kind.allow(), local, upstream));
+            out.push(RouteLine {
+                method,
+                local,
+                upstream,
+            });
         }
     }
     out

@@ -12,14 +12,14 @@ use http::{header, HeaderName, HeaderValue, Request, Response, Uri};
 use std::borrow::Cow;
 
 /// What replaces a secret in a logged text.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 /// What replaces an upstream `id` or `trace_id` that is too long or has odd characters.
-pub const INVALID_ID: &str = "[invalid]";
+pub(crate) const INVALID_ID: &str = "[invalid]";
 /// Longest `id`/`trace_id` logged as it is.
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 /// Values shorter than this are not secrets worth the name (and redacting them would shred the
 /// text); at this length a redaction never makes the text longer.
-pub const MIN_SECRET_LEN: usize = REDACTED.len();
+pub(crate) const MIN_SECRET_LEN: usize = REDACTED.len();
 
 /// Form and query fields whose values are secret (or personal: a CIBA `login_hint` is an NRIC).
 const SECRET_FIELDS: [&str; 9] = [
@@ -45,7 +45,7 @@ static SECRET_HEADERS: [HeaderName; 4] = [
 /// The secret-bearing parts of one request, kept by reference-counted clones (no parsing, no
 /// copies) until an error answer needs them.
 #[derive(Clone)]
-pub struct Sent {
+pub(crate) struct Sent {
     uri: Uri,
     headers: Vec<HeaderValue>,
     body: Bytes,
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Sent {
 
 impl Sent {
     /// The parts of `req` that may carry a secret.
-    pub fn capture(req: &Request<Bytes>) -> Self {
+    pub(crate) fn capture(req: &Request<Bytes>) -> Self {
         let headers = SECRET_HEADERS
             .iter()
             .flat_map(|name| req.headers().get_all(name))
@@ -73,7 +73,7 @@ impl Sent {
     }
 
     /// Rides up on an error answer (status >= 400), for the error log to scrub with.
-    pub fn attach_to_error(self, res: &mut Response<Bytes>) {
+    pub(crate) fn attach_to_error(self, res: &mut Response<Bytes>) {
         if res.status().as_u16() >= 400 {
             res.extensions_mut().insert(self);
         }
@@ -100,7 +100,7 @@ impl Sent {
 
 /// The secret values of a request, in every form an echo may take them.
 #[derive(Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     /// Raw, percent-encoded and JSON-escaped forms, longest first.
     forms: Vec<String>,
 }
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     /// The secrets of every captured request.
-    pub fn of<'a>(sent: impl IntoIterator<Item = &'a Sent>) -> Self {
+    pub(crate) fn of<'a>(sent: impl IntoIterator<Item = &'a Sent>) -> Self {
         let mut secrets = Self::default();
         for s in sent {
             s.secrets_into(&mut secrets);
@@ -122,7 +122,7 @@ impl Secrets {
     }
 
     /// Adds one secret value, with its encoded forms.
-    pub fn add(&mut self, value: &str) {
+    pub(crate) fn add(&mut self, value: &str) {
         if value.len() < MIN_SECRET_LEN {
             return;
         }
@@ -142,7 +142,7 @@ impl Secrets {
 
     /// `text` with every form of every secret, and anything shaped like a JWS or JWE, replaced
     /// by [`REDACTED`].
-    pub fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+    pub(crate) fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
         for form in &self.forms {
             if out.contains(form.as_str()) {
@@ -157,7 +157,7 @@ impl Secrets {
 
     /// An upstream `id` or `trace_id` fit for a log line: at most [`MAX_ID_LEN`] characters of
     /// `A-Z a-z 0-9 . _ : -`, else [`INVALID_ID`]; [`REDACTED`] if it holds a secret.
-    pub fn safe_id(&self, id: &str) -> String {
+    pub(crate) fn safe_id(&self, id: &str) -> String {
         let scrubbed = self.scrub(id);
         if scrubbed.contains(REDACTED) {
             return REDACTED.to_owned();
@@ -179,7 +179,11 @@ impl Secrets {
 /// body's first [`BODY_PREFIX`] bytes in which the secrets of the app's request (`app`) and of
 /// the signed attempt (`attempt`: the [`Sent`] the inject layer attached to the answer) are
 /// redacted, with `id`/`trace_id` checked. The answer itself is not changed.
-pub fn loggable_error_body(res: &Response<Bytes>, app: &Sent, attempt: Option<&Sent>) -> ErrorBody {
+pub(crate) fn loggable_error_body(
+    res: &Response<Bytes>,
+    app: &Sent,
+    attempt: Option<&Sent>,
+) -> ErrorBody {
     let secrets = Secrets::of(std::iter::once(app).chain(attempt));
     let prefix = &res.body()[..res.body().len().min(BODY_PREFIX)];
     let text = String::from_utf8_lossy(prefix);

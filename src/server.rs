@@ -25,7 +25,7 @@ mod fd_limit;
 #[cfg(test)]
 mod tests;
 
-pub use body::{AppBody, DeadlineBody};
+pub use body::DeadlineBody;
 pub use fd_limit::fit_open_file_limit;
 
 /// The body of every request a listener hands on: hyper's, under the body deadline.
@@ -159,50 +159,4 @@ impl Server {
         }
         Ok(())
     }
-}
-
-/// Serves `proxy` on `listener` with the main listener's default limits until `shutdown`
-/// resolves, then stops accepting and gives in-flight requests up to `drain` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    proxy: Proxy,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()> {
-    Server::main(ListenerLimits::MAIN)
-        .serve_proxy(listener, proxy, shutdown, drain)
-        .await
-}
-
-/// Serves `proxy` over TLS (mTLS when the acceptor requires client certificates), with the
-/// main listener's default limits.
-pub async fn serve_tls(
-    listener: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
-    proxy: Proxy,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()> {
-    Server::main(ListenerLimits::MAIN)
-        .tls(tls)
-        .serve_proxy(listener, proxy, shutdown, drain)
-        .await
-}
-
-/// Serves any handler (such as the admin endpoints) with HTTP/1.1 and h2c and the admin
-/// listener's default limits, until `shutdown` resolves; then stops accepting and waits up to
-/// `drain` for in-flight requests.
-pub async fn serve_with<H, F>(
-    listener: TcpListener,
-    handler: H,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()>
-where
-    H: Fn(Request<RequestBody>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    Server::admin(ListenerLimits::ADMIN)
-        .serve(listener, handler, shutdown, drain)
-        .await
 }

@@ -81,6 +81,7 @@ pub(crate) fn build(config: &Config, shared: &Shared, client: UpstreamService) -
     let edge = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
+        // One nameable answer type for the boxed edge, whatever the layers below wrap it in.
         .map_response(|res: Response<_>| res.map(http_body_util::BodyExt::boxed_unsync))
         .layer(SetSensitiveRequestHeadersLayer::new([
             AUTHORIZATION,
@@ -100,6 +101,7 @@ pub(crate) fn build(config: &Config, shared: &Shared, client: UpstreamService) -
         .layer(CatchPanicLayer::custom(move |panic| {
             panicked(panic, &doc_url)
         }))
+        // tower-http's layers take an `http_body::Body`; the layers below answer with `Bytes`.
         .map_response(|res: Response<Bytes>| res.map(Full::new))
         .layer(MetricsLayer)
         .layer(RescueLayer::new(&config.problem_doc_url))
@@ -264,3 +266,6 @@ fn route_stack(
         .service(client);
     BoxCloneSyncService::new(stack)
 }
+
+#[cfg(test)]
+mod tests;

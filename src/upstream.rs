@@ -21,19 +21,23 @@ use tower::util::BoxCloneSyncService;
 
 /// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
 /// out (so that retry can replay requests and the layers can read error bodies).
-pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
+pub(crate) type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 mod connect;
+#[cfg(test)]
+mod connect_tests;
 
-pub use connect::{ConnectTimedOut, ConnectTimeout};
+#[cfg(test)]
+use connect::ConnectTimedOut;
+pub(crate) use connect::ConnectTimeout;
 
 /// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
-pub type UpstreamClient =
+pub(crate) type UpstreamClient =
     BufferBodies<Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>>;
 
 /// Builds the default upstream client with the given trust roots and connect timeout (TCP
 /// connect and TLS handshake together), capping answers at `max_response_body` bytes.
-pub fn upstream_client(
+pub(crate) fn upstream_client(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
     max_response_body: usize,
@@ -145,7 +149,7 @@ where
 
 use tower::Layer as _;
 /// Builds the rustls client config from the configured roots and optional extra CA file.
-pub fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
+pub(crate) fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     if matches!(cfg.roots, Roots::Webpki | Roots::Both) {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

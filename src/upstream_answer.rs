@@ -6,11 +6,11 @@ use http::{header, HeaderMap, Response};
 use std::time::{Duration, SystemTime};
 
 /// Only this much of an error body is parsed or quoted.
-pub const BODY_PREFIX: usize = 8 * 1024;
+pub(crate) const BODY_PREFIX: usize = 8 * 1024;
 
 /// The fields of a Singpass or OAuth error body that support and the retry policy need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// Singpass's `id` of this error.
     pub id: Option<String>,
     /// Singpass's `trace_id`.
@@ -25,7 +25,7 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// Reads the error fields from the first [`BODY_PREFIX`] bytes of a body.
-    pub fn parse(body: &Bytes) -> Self {
+    pub(crate) fn parse(body: &Bytes) -> Self {
         #[derive(serde::Deserialize)]
         struct Fields {
             id: Option<serde_json::Value>,
@@ -52,7 +52,7 @@ impl ErrorBody {
 
     /// The error fields of an answer of status 400 or more (empty below): those a layer below
     /// parsed (see [`error_body`]), else parsed now.
-    pub fn of(res: &Response<Bytes>) -> std::borrow::Cow<'_, ErrorBody> {
+    pub(crate) fn of(res: &Response<Bytes>) -> std::borrow::Cow<'_, ErrorBody> {
         match res.extensions().get::<ErrorBody>() {
             Some(body) => std::borrow::Cow::Borrowed(body),
             None if res.status().as_u16() >= 400 => {
@@ -63,7 +63,7 @@ impl ErrorBody {
     }
 
     /// True for the OAuth errors that Singpass says may be retried.
-    pub fn is_retryable_oauth(&self) -> bool {
+    pub(crate) fn is_retryable_oauth(&self) -> bool {
         matches!(
             self.error.as_deref(),
             Some("server_error" | "temporarily_unavailable" | "upstream_depedency_error")
@@ -93,7 +93,7 @@ fn excerpt(bytes: &[u8]) -> String {
 /// The error fields of an upstream answer of status 400 or more, parsed once per attempt: the
 /// first layer that asks parses them and keeps them in the answer's extensions for the layers
 /// above. A successful answer has none (its body is not an error body).
-pub fn error_body(res: &mut Response<Bytes>) -> &ErrorBody {
+pub(crate) fn error_body(res: &mut Response<Bytes>) -> &ErrorBody {
     if res.extensions().get::<ErrorBody>().is_none() {
         let parsed = if res.status().as_u16() >= 400 {
             ErrorBody::parse(res.body())
@@ -107,14 +107,14 @@ pub fn error_body(res: &mut Response<Bytes>) -> &ErrorBody {
 
 /// True when the answer asks the client to slow down: HTTP 429, or a body whose `error` is
 /// `TOO_MANY_REQUESTS`.
-pub fn is_throttle(res: &Response<Bytes>, body: &ErrorBody) -> bool {
+pub(crate) fn is_throttle(res: &Response<Bytes>, body: &ErrorBody) -> bool {
     res.status() == http::StatusCode::TOO_MANY_REQUESTS
         || body.error.as_deref() == Some("TOO_MANY_REQUESTS")
 }
 
 /// `Retry-After` in either form (RFC 9110 section 10.2.3): delta-seconds or an HTTP-date
 /// (measured from `now`; a date in the past means zero).
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -250,7 +250,8 @@ async fn exercise(config: Config) {
     let Ok(proxy) = proxy else {
         return; // Refused at build (e.g. keys): with the key named, like any config error.
     };
-    for (method, path, _) in myinfo_proxy::route::describe(&config) {
+    for line in proxy.routes() {
+        let (method, path) = (line.method, &line.local);
         let path = path.replace("{sub}", "S1234567A").replace("/*", "/x");
         let req = Request::builder()
             .method(method)

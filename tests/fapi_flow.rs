@@ -1,5 +1,6 @@
-//! Singpass FAPI 2.0 and CIBA through the proxy against the strict emulator: a whole login,
-//! key continuity, decryption on and off, DPoP nonces, unknown logins, discovery outages, CIBA.
+//! Singpass FAPI 2.0 through the proxy against the strict emulator: a whole login, key
+//! continuity, decryption on and off, DPoP nonces, unknown logins, discovery outages (CIBA is in
+//! `ciba.rs`).
 
 mod common;
 
@@ -267,7 +268,9 @@ async fn dpop_nonces_are_learned_and_used_once_asked_for() {
         .collect();
     assert_eq!(demands.len(), pars.len() - 1 + calls - 1, "{demands:#?}");
     assert!(demands.iter().all(|e| e.level == tracing::Level::INFO));
-    assert!(myinfo_proxy::metrics::render()
+    assert!(h
+        .proxy
+        .metrics()
         .contains("myinfo_proxy_dpop_nonce_retries_total{route=\"fapi_par\"}"));
 }
 
@@ -331,72 +334,6 @@ async fn discovery_down_keeps_the_cached_copy() {
     assert_eq!(res.content_type(), "application/problem+json");
 }
 
-#[tokio::test(start_paused = true)]
-async fn ciba_adds_the_assertion_and_passes_poll_answers_through_unretried() {
-    let h = Harness::start_fapi("", "").await;
-    let start = h
-        .post_form("/ciba/bc-auth", "login_hint=S1234567A&scope=openid", &[])
-        .await;
-    assert_eq!(start.status, StatusCode::OK, "{:?}", start.body);
-    let auth_req_id = start.json()["auth_req_id"].as_str().unwrap().to_owned();
-    let poll_form =
-        format!("grant_type=urn:openid:params:grant-type:ciba&auth_req_id={auth_req_id}");
-    let pending = h.post_form("/ciba/token", &poll_form, &[]).await;
-    assert_eq!(pending.status, StatusCode::BAD_REQUEST);
-    assert_eq!(pending.json()["error"], "authorization_pending");
-    let sent = h
-        .emulator
-        .received()
-        .into_iter()
-        .find(|r| r.route == Some(EmulatorRoute::CibaAuth))
-        .unwrap();
-    assert!(String::from_utf8_lossy(&sent.body).contains("client_assertion="));
-    assert!(
-        !sent.headers.iter().any(|(k, _)| k == "dpop"),
-        "CIBA carries no DPoP proof"
-    );
-
-    // A 503 on a poll is the app's to repeat: passed through after exactly one attempt.
-    h.emulator.script(
-        EmulatorRoute::CibaToken,
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1,
-    );
-    let polls_before = h
-        .emulator
-        .received()
-        .iter()
-        .filter(|r| r.route == Some(EmulatorRoute::CibaToken))
-        .count();
-    let unavailable = h.post_form("/ciba/token", &poll_form, &[]).await;
-    assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
-    let polls_after = h
-        .emulator
-        .received()
-        .iter()
-        .filter(|r| r.route == Some(EmulatorRoute::CibaToken))
-        .count();
-    assert_eq!(polls_after, polls_before + 1);
-
-    h.emulator.approve_ciba(&auth_req_id, SUB).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    let mut done = None;
-    for _ in 0..3 {
-        let res = h.post_form("/ciba/token", &poll_form, &[]).await;
-        if res.status == StatusCode::OK {
-            done = Some(res);
-            break;
-        }
-        // slow_down: the emulator's 5 s poll interval runs on tokio time, paused here.
-        assert_eq!(res.json()["error"], "slow_down");
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    }
-    assert!(done.expect("the approved request never completed").json()["access_token"].is_string());
-}
-
 #[tokio::test]
 async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
     let (logs, _guard) = common::logs::capture();
@@ -439,7 +376,7 @@ async fn no_fapi_secret_reaches_the_logs_or_the_metrics() {
     );
     let text = logs.all_text();
     assert!(text.contains("myinfo_proxy::access"));
-    assert_no_secret_in(&text, &secrets);
+    assert_no_secret_in(&h.proxy, &text, &secrets);
 }
 
 #[tokio::test]

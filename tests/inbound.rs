@@ -8,8 +8,7 @@ use common::*;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::serve_tls;
+use myinfo_proxy::Proxy;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use sha2::Digest;
@@ -168,17 +167,11 @@ async fn mtls_admits_only_clients_with_a_certificate_from_the_configured_ca() {
         config.warnings.is_empty(),
         "mTLS counts as inbound authentication"
     );
-    let acceptor =
-        myinfo_proxy::inbound::tls_acceptor(config.inbound.tls.as_ref().unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve_tls(
-        listener,
-        acceptor,
-        Proxy::from_config(&config).unwrap(),
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    // The proxy serves TLS (and requires client certificates) because its config says so.
+    let proxy = Proxy::from_config(&config).unwrap();
+    tokio::spawn(proxy.serve(listener, std::future::pending(), Duration::from_secs(1)));
 
     let form = |emulator: &singpass_emulator::Emulator| {
         let (verifier, challenge) = pkce();

@@ -1,5 +1,5 @@
-//! Operating the proxy: admin endpoints, graceful drain on SIGTERM, key rotation while requests
-//! flow, and no secret in any log line or metric.
+//! Operating the proxy: admin endpoints, graceful drain on SIGTERM, and no secret in any log
+//! line or metric (key rotation is in `rotation.rs`).
 
 mod common;
 
@@ -7,16 +7,15 @@ use bytes::Bytes;
 use common::logs::capture;
 use common::*;
 use http::{Method, StatusCode};
-use myinfo_proxy::admin::Admin;
-use singpass_emulator::{Emulator, EmulatorConfig, EmulatorRoute, Fault};
+use myinfo_proxy::Proxy;
+use singpass_emulator::{EmulatorRoute, Fault};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_myinfo-proxy");
 
-fn admin_get(admin: &Admin, path: &str) -> (StatusCode, String, http::HeaderMap) {
-    let res = admin.handle(&http::Request::get(path).body(()).unwrap());
+fn admin_get(admin: &Proxy, path: &str) -> (StatusCode, String, http::HeaderMap) {
+    let res = admin.admin(&http::Request::get(path).body(()).unwrap());
     let status = res.status();
     let headers = res.headers().clone();
     let body = futures_body(res);
@@ -47,12 +46,12 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
     let h = Harness::start().await;
     let token = h.token("u-1", "name").await;
     assert_eq!(token.status, StatusCode::OK);
-    let admin = h.proxy.admin();
+    let admin = &h.proxy;
 
-    assert_eq!(admin_get(&admin, "/healthz").0, StatusCode::OK);
-    assert_eq!(admin_get(&admin, "/readyz").0, StatusCode::OK);
+    assert_eq!(admin_get(admin, "/healthz").0, StatusCode::OK);
+    assert_eq!(admin_get(admin, "/readyz").0, StatusCode::OK);
 
-    let (status, metrics, headers) = admin_get(&admin, "/metrics");
+    let (status, metrics, headers) = admin_get(admin, "/metrics");
     assert_eq!(status, StatusCode::OK);
     assert!(headers["content-type"]
         .to_str()
@@ -81,7 +80,7 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
         "a metric without the prefix"
     );
 
-    let (status, jwks, headers) = admin_get(&admin, "/.well-known/jwks.json");
+    let (status, jwks, headers) = admin_get(admin, "/.well-known/jwks.json");
     assert_eq!(status, StatusCode::OK);
     assert!(headers["cache-control"]
         .to_str()
@@ -91,12 +90,12 @@ async fn admin_endpoints_report_health_metrics_and_public_keys() {
     assert_eq!(jwks, h.keys.public);
     assert!(!jwks.to_string().contains("\"d\""));
 
-    h.proxy.health().start_draining();
-    let (status, body, _) = admin_get(&admin, "/readyz");
+    h.proxy.start_draining();
+    let (status, body, _) = admin_get(admin, "/readyz");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("draining"));
     assert_eq!(
-        admin_get(&admin, "/healthz").0,
+        admin_get(admin, "/healthz").0,
         StatusCode::OK,
         "alive while draining"
     );
@@ -266,97 +265,6 @@ async fn sigterm_turns_readiness_false_and_lets_the_request_in_flight_finish() {
     assert!(status.success(), "exit status {status}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn keys_rotate_without_restart_while_requests_flow() {
-    let old = ClientKeyFiles::new();
-    let new = ClientKeyFiles::new();
-    // Singpass knows both public sets during a rotation (the JWKS publishes old and new).
-    let mut both = old.public_jwks();
-    for k in new.public_jwks().keys() {
-        both.push_key(k.clone());
-    }
-    let emulator = Emulator::start(
-        EmulatorConfig::new(CLIENT_ID, both),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let key_file = old.dir.path().join("live-jwks.json");
-    std::fs::copy(old.private_path(), &key_file).unwrap();
-    let h = Harness::start_around(
-        emulator,
-        old,
-        &format!(
-            "[keys]\njwks_file = \"{}\"\nreload_interval = \"1s\"",
-            key_file.display()
-        ),
-    )
-    .await;
-    let old_kid = h.proxy.keys().current().signing().kid().to_owned();
-    let new_kid = new.private["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["use"] == "sig")
-        .unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    let mut failures = 0;
-    for round in 0..30 {
-        if round == 10 {
-            // Kubernetes-style: write aside, then rename over the mounted file.
-            let tmp = key_file.with_extension("tmp");
-            std::fs::write(&tmp, new.private.to_string()).unwrap();
-            std::fs::rename(&tmp, &key_file).unwrap();
-        }
-        if round == 20 {
-            // A broken update is refused; the keys in use stay.
-            std::fs::write(&key_file, "{\"keys\": [").unwrap();
-        }
-        let token = h.token("u-9", "name").await;
-        if token.status != StatusCode::OK {
-            failures += 1;
-            continue;
-        }
-        let at = token.json()["access_token"].as_str().unwrap().to_owned();
-        if h.person("u-9", &at, "name").await.status != StatusCode::OK {
-            failures += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    assert_eq!(failures, 0);
-    let kids: Vec<String> = h
-        .emulator
-        .received()
-        .iter()
-        .filter(|r| r.path.ends_with("/token"))
-        .filter_map(|r| {
-            let body = String::from_utf8_lossy(&r.body).into_owned();
-            let jwt = form_urlencoded::parse(body.as_bytes())
-                .find(|(k, _)| k == "client_assertion")?
-                .1
-                .into_owned();
-            let header = base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                jwt.split('.').next()?,
-            )
-            .ok()?;
-            serde_json::from_slice::<serde_json::Value>(&header).ok()?["kid"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(kids.first(), Some(&old_kid));
-    assert_eq!(kids.last(), Some(&new_kid), "never switched to the new key");
-    assert_eq!(
-        h.proxy.keys().current().signing().kid(),
-        new_kid,
-        "the broken file replaced good keys"
-    );
-}
-
 #[tokio::test]
 async fn no_secret_reaches_the_logs_or_the_metrics() {
     let (logs, _guard) = capture();
@@ -417,7 +325,7 @@ async fn no_secret_reaches_the_logs_or_the_metrics() {
         text.contains("myinfo_proxy::upstream_error"),
         "nothing was logged: the check would be empty"
     );
-    assert_no_secret_in(&text, &secrets);
+    assert_no_secret_in(&h.proxy, &text, &secrets);
 }
 
 #[tokio::test]

@@ -295,3 +295,35 @@ async fn a_dead_upstream_gives_502_after_retries_within_the_deadline() {
         .iter()
         .all(|e| e.field("error_class") == Some("connect")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_429_with_retry_after_keeps_the_route_silent_upstream_until_then() {
+    let h = Harness::start().await;
+    let throttle = Fault::Status {
+        status: 429,
+        retry_after: Some("3".into()),
+    };
+    h.emulator.script(EmulatorRoute::Token, throttle, 1);
+    let first = h.token(SUB, SCOPE).await;
+    assert_eq!(
+        first.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "passed on unchanged"
+    );
+    let start = Instant::now();
+    for _ in 0..3 {
+        let held = h.token(SUB, SCOPE).await;
+        assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
+        held.problem("PROVIDER_THROTTLED");
+        assert!(held.headers.contains_key("retry-after"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        h.received_on("/token").len(),
+        1,
+        "the route stayed silent upstream"
+    );
+    tokio::time::sleep_until(start + Duration::from_secs(3)).await;
+    assert_eq!(h.token(SUB, SCOPE).await.status, StatusCode::OK);
+    assert_eq!(h.received_on("/token").len(), 2);
+}

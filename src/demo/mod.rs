@@ -9,7 +9,6 @@ mod v4;
 use crate::config::Config;
 use crate::jose::{generate_client_jwks, sha256_b64url};
 use crate::proxy::Proxy;
-use crate::server::{serve, serve_with};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -102,26 +101,19 @@ pub async fn run(
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin_view = proxy.admin();
-    let admin_task = tokio::spawn(serve_with(
-        admin_listener,
-        move |req| {
-            let answer = admin_view.handle(&req);
-            async move { answer }
-        },
-        async {
+    let admin_proxy = proxy.clone();
+    let admin_task = tokio::spawn(async move {
+        let stopped = async {
             let _ = admin_stop_rx.await;
-        },
-        Duration::from_secs(1),
-    ));
-    let server = tokio::spawn(serve(
-        listener,
-        proxy,
-        async {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+        };
+        admin_proxy
+            .serve_admin(admin_listener, stopped, Duration::from_secs(1))
+            .await
+    });
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let server = tokio::spawn(proxy.serve(listener, stopped, Duration::from_secs(5)));
 
     println!("myinfo-proxy demo");
     println!(

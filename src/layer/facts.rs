@@ -7,6 +7,7 @@
 use crate::config::RouteKind;
 use crate::error::{ProblemCode, ProxyError, UpstreamIds};
 use crate::jose::EphemeralKey;
+use crate::layer::Stop;
 use http::Request;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -84,7 +85,8 @@ pub enum Bind {
 }
 
 /// What flows back up with an answer (a response extension): which route answered, how many
-/// upstream attempts it took, and the ids of the last upstream error among them.
+/// upstream attempts it took, the ids of the last upstream error among them, and why retrying
+/// stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// The route that answered (None: refused before routing).
@@ -93,6 +95,8 @@ pub struct Outcome {
     pub attempts: u32,
     /// The `id`/`trace_id` of the last upstream error answer, if there was one.
     pub upstream: Option<UpstreamIds>,
+    /// The retry policy's last decision (None: the request never reached it).
+    pub stop: Option<Stop>,
 }
 
 impl Outcome {

@@ -15,7 +15,7 @@ pub use answer::Decrypt;
 pub use nonce::{MemoryNonces, NonceStore};
 
 use crate::binding::BindingStore;
-use crate::config::{defaults, RouteKind};
+use crate::config::{defaults, Config, ConfigError, RouteKind};
 use crate::error::BoxError;
 use crate::key_source::KeyStore;
 use crate::layer::RequestFacts;
@@ -35,15 +35,44 @@ pub struct NonceDemand;
 /// What the inject layer signs with, shared by every route.
 pub struct Signing {
     /// The client id (`iss`/`sub` of assertions).
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The client's long-lived keys (swapped on rotation).
-    pub keys: Arc<KeyStore>,
+    pub(crate) keys: Arc<KeyStore>,
     /// `exp` - `iat` of client assertions.
-    pub assertion_lifetime: Duration,
+    pub(crate) assertion_lifetime: Duration,
     /// Token and login -> key bindings (written when answers come back).
-    pub bindings: Arc<dyn BindingStore>,
+    pub(crate) bindings: Arc<dyn BindingStore>,
     /// The newest DPoP nonce of each upstream origin.
-    pub nonces: Arc<dyn NonceStore>,
+    pub(crate) nonces: Arc<dyn NonceStore>,
+}
+
+impl Signing {
+    /// Signs as `config`'s client with its keys (loaded now; a [`crate::Proxy`] also reloads
+    /// them on rotation), binding issued tokens in `bindings` and keeping nonces in `nonces`.
+    pub fn new(
+        config: &Config,
+        bindings: Arc<dyn BindingStore>,
+        nonces: Arc<dyn NonceStore>,
+    ) -> Result<Self, ConfigError> {
+        let keys = Arc::new(KeyStore::load(config)?);
+        Ok(Self::with_keys(config, keys, bindings, nonces))
+    }
+
+    /// Signs with `keys`, which the caller keeps current.
+    pub(crate) fn with_keys(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        bindings: Arc<dyn BindingStore>,
+        nonces: Arc<dyn NonceStore>,
+    ) -> Self {
+        Self {
+            client_id: config.client_id.clone(),
+            keys,
+            assertion_lifetime: config.assertion_lifetime,
+            bindings,
+            nonces,
+        }
+    }
 }
 
 impl std::fmt::Debug for Signing {
@@ -177,3 +206,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! The middleware, one file each, all of the same shape: `FooLayer::new(config)` builds
-//! `Foo<S>`. [`crate::stack`] orders them.
+//! `Foo<S>`. One module of the crate, `stack`, orders them (see the crate docs).
 
 mod api_key;
 mod breaker;
@@ -15,6 +15,7 @@ mod rescue;
 mod retry;
 mod trace;
 
+pub use crate::upstream::{BufferBodies, BufferBodiesLayer};
 pub(crate) use api_key::ApiKeyLayer;
 pub use breaker::{Breaker, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogLayer};

@@ -138,6 +138,7 @@ where
                         let add = |o: &mut Outcome| {
                             o.attempts = attempts;
                             o.upstream = last_error;
+                            o.stop = Some(stop);
                         };
                         return match result {
                             Ok(mut res) => {

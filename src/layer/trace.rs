@@ -46,6 +46,7 @@ impl<B> tower_http::trace::OnResponse<B> for AccessLog {
             attempts = outcome.map_or(0, |o| o.attempts),
             upstream_id = upstream.and_then(|u| u.id.as_deref()).unwrap_or(""),
             trace_id = upstream.and_then(|u| u.trace_id.as_deref()).unwrap_or(""),
+            stop = outcome.and_then(|o| o.stop).map_or("", |s| s.label()),
             "request"
         );
     }

@@ -58,8 +58,9 @@ impl<'a> ProxyBuilder<'a> {
         self
     }
 
-    /// Loads keys (and trust roots), and assembles the stack. Fails with the config key at
-    /// fault. Inside a tokio runtime it also starts the key watcher and fetches discovery.
+    /// Loads keys, trust roots and the listener's TLS, and assembles the stack. Fails with the
+    /// config key at fault. Inside a tokio runtime it also starts the key watcher and fetches
+    /// discovery.
     pub fn build(self) -> Result<Proxy, ConfigError> {
         let config = self.config;
         let keys = Arc::new(KeyStore::load(config)?);
@@ -74,13 +75,9 @@ impl<'a> ProxyBuilder<'a> {
         let bindings = self
             .bindings
             .unwrap_or_else(|| Arc::new(MemoryBindings::new(BINDINGS)));
-        let signing = Arc::new(Signing {
-            client_id: config.client_id.clone(),
-            keys: keys.clone(),
-            assertion_lifetime: config.assertion_lifetime,
-            bindings: bindings.clone(),
-            nonces: Arc::new(MemoryNonces::default()),
-        });
+        let nonces = Arc::new(MemoryNonces::default());
+        let signing = Signing::with_keys(config, keys.clone(), bindings.clone(), nonces);
+        let signing = Arc::new(signing);
         let shared = Shared {
             signing,
             bindings,
@@ -102,11 +99,19 @@ impl<'a> ProxyBuilder<'a> {
             (Some(every), Some(_)) => keys.watch(every),
             _ => None,
         };
+        let tls = match &config.inbound.tls {
+            Some(tls) => Some(crate::inbound::tls_acceptor(tls)?),
+            None => None,
+        };
         Ok(Proxy {
             health: Arc::new(Health::new(keys.clone(), discoveries)),
             keys,
             _key_watch: Arc::new(AbortOnDrop(key_watch)),
             edge,
+            tls,
+            listeners: config.listeners,
+            doc_url: config.problem_doc_url.as_str().into(),
+            routes: crate::route::describe(config).into(),
         })
     }
 }

@@ -12,11 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
-/// Any request body the proxy can read: bytes, with errors it can box.
-pub trait AppBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
-
-impl<B> AppBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
-
 /// A request body that fails with `VALIDATION_BODY_TIMEOUT` once its deadline passes before
 /// its end. The timer is made only when the body is not all there at the first read.
 #[derive(Debug)]

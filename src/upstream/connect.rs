@@ -11,14 +11,14 @@ use std::time::Duration;
 
 /// Wraps a connector (TCP, or TLS over TCP) so that each connection must be ready in time.
 #[derive(Debug, Clone)]
-pub struct ConnectTimeout<C> {
+pub(crate) struct ConnectTimeout<C> {
     inner: C,
     timeout: Duration,
 }
 
 impl<C> ConnectTimeout<C> {
     /// Connections of `inner` fail after `timeout`.
-    pub fn new(inner: C, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: C, timeout: Duration) -> Self {
         Self { inner, timeout }
     }
 }
@@ -26,7 +26,7 @@ impl<C> ConnectTimeout<C> {
 /// A connection (TCP and TLS) that was not ready within `timeouts.connect`.
 #[derive(Debug, thiserror::Error)]
 #[error("TCP connect and TLS handshake took longer than timeouts.connect ({})", humantime::format_duration(*.0))]
-pub struct ConnectTimedOut(pub Duration);
+pub(crate) struct ConnectTimedOut(pub Duration);
 
 impl<C> tower::Service<Uri> for ConnectTimeout<C>
 where

@@ -10,8 +10,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use myinfo_proxy::config::Config;
 use myinfo_proxy::jose::{generate_client_jwks, sha256_b64url};
-use myinfo_proxy::proxy::Proxy;
-use myinfo_proxy::server::serve;
+use myinfo_proxy::Proxy;
 use singpass_emulator::{Emulator, EmulatorConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -135,14 +134,14 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(
-            listener,
-            proxy.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(5),
-        ));
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        tokio::spawn(
+            proxy
+                .clone()
+                .serve(listener, stopped, Duration::from_secs(5)),
+        );
         // A new connection per request: tests that advance paused time past the listener's
         // idle and header timers would otherwise reuse a kept-alive connection the proxy has
         // just closed.
@@ -315,9 +314,9 @@ pub fn secrets_seen(h: &Harness, extra: Vec<String>) -> Vec<String> {
     secrets
 }
 
-/// Asserts that none of `secrets` appears in `logs` or in `/metrics`.
-pub fn assert_no_secret_in(logs: &str, secrets: &[String]) {
-    let metrics = myinfo_proxy::metrics::render();
+/// Asserts that none of `secrets` appears in `logs` or in the proxy's `/metrics`.
+pub fn assert_no_secret_in(proxy: &Proxy, logs: &str, secrets: &[String]) {
+    let metrics = proxy.metrics();
     for secret in secrets {
         assert!(
             !logs.contains(secret.as_str()),

@@ -2,9 +2,9 @@
 //! answers the ClientHello fails as a connect error at the connect deadline, not at the
 //! attempt's.
 
+use super::{tls_config, upstream_client, ConnectTimedOut};
+use crate::config::{Roots, TlsConfig};
 use bytes::Bytes;
-use myinfo_proxy::config::{Roots, TlsConfig};
-use myinfo_proxy::upstream::{tls_config, upstream_client, ConnectTimedOut};
 use std::time::Duration;
 use tower::ServiceExt as _;
 
