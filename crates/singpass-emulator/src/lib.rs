@@ -9,6 +9,10 @@
 //!   `/jwks`, `/par`, a browserless `/auth`, `/token`, `/userinfo`, DPoP nonces on request.
 //! - CIBA on the non-FAPI issuer `http://HOST:PORT`: discovery, `/jwks`, `/bc-auth`, `/token`.
 //!
+//! It serves on a socket ([`Emulator::start`]) or in process as a `tower::Service`
+//! ([`Emulator::in_process`], [`Emulator::service`]), so a client under test can run against
+//! it on paused tokio time without any I/O.
+//!
 //! It refuses whatever real Singpass would refuse — client assertions, DPoP proofs and their
 //! key bindings, PKCE, single-use codes, request_uris and access tokens, nonces, poll
 //! intervals — with Singpass's statuses and error bodies (OAuth codes for FAPI and CIBA), and
@@ -26,7 +30,8 @@
 //!
 //! Layout: `v4/`, `fapi/` and `ciba/` serve each API's endpoints; `checks/` verifies what
 //! clients send (assertions, DPoP proofs and nonces, client authentication); the rest is
-//! shared plumbing (`server`, `connection`, `router`, `state`, `faults/`, `errors/`).
+//! shared plumbing (`server`, `service`, `connection`, `router`, `state`, `faults/`,
+//! `errors/`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -66,6 +71,7 @@ mod request;
 mod router;
 mod sealing;
 mod server;
+mod service;
 mod signing;
 mod state;
 mod v4;
@@ -81,6 +87,7 @@ use tokio::task::JoinHandle;
 
 pub use client_jwks::{read_public_jwks, ClientJwksError};
 pub use faults::{EmulatorRoute, Fault};
+pub use service::{EmulatorService, NotThisEmulator};
 pub use v4::authorize::SAMPLE_SUB;
 
 use faults::quota::Quota;
@@ -179,7 +186,7 @@ impl Emulator {
         })
     }
 
-    /// The address it is bound to.
+    /// The address it is bound to; `0.0.0.0:0` for one [in process](Emulator::in_process).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
