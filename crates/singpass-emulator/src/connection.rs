@@ -85,17 +85,20 @@ where
 
     let mut observed = Observed::default();
     let outcome = match &body {
-        Ok(body) => router::serve(
-            &state,
-            target,
-            EmulatorRequest {
-                method: &parts.method,
-                query: parts.uri.query(),
-                headers: &parts.headers,
-                body,
-            },
-            &mut observed,
-        ),
+        Ok(body) => {
+            router::serve(
+                &state,
+                target,
+                EmulatorRequest {
+                    method: &parts.method,
+                    query: parts.uri.query(),
+                    headers: &parts.headers,
+                    body,
+                },
+                &mut observed,
+            )
+            .await
+        }
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Request body too large",

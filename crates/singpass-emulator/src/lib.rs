@@ -9,6 +9,10 @@
 //!   `/jwks`, `/par`, a browserless `/auth`, `/token`, `/userinfo`, DPoP nonces on request.
 //! - CIBA on the non-FAPI issuer `http://HOST:PORT`: discovery, `/jwks`, `/bc-auth`, `/token`.
 //!
+//! Like Singpass, it holds a CIBA poll that finds its request pending for up to 30 s
+//! ([`EmulatorConfig::ciba_hold`]), answers it at once when the user approves or denies, and
+//! refuses (and counts) a poll that overlaps a held one.
+//!
 //! It serves on a socket ([`Emulator::start`]) or in process as a `tower::Service`
 //! ([`Emulator::in_process`], [`Emulator::service`]), so a client under test can run against
 //! it on paused tokio time without any I/O.
@@ -22,7 +26,8 @@
 //!
 //! Clocks: `iat`/`exp` of assertions, proofs and issued JWTs follow the wall clock (clients
 //! sign with it); quotas, delays, the 60 s request_uri and code windows, access-token expiry
-//! and CIBA expiry and poll intervals follow the tokio clock, so paused-time tests drive them.
+//! and CIBA expiry, holds and poll intervals follow the tokio clock, so paused-time tests
+//! drive them.
 //!
 //! It also misbehaves on request, so a client's retry, rate-limit and error-log code can be
 //! tested against it: scripted or seeded-random [`Fault`]s (error statuses and bodies, delays,
@@ -107,6 +112,10 @@ pub struct EmulatorConfig {
     pub base_path: String,
     /// Access-token lifetime (default 1800 s), of v4 and FAPI tokens alike.
     pub token_lifetime: Duration,
+    /// How long a CIBA token poll that finds its request pending is held before it is
+    /// answered `authorization_pending` (default 30 s, as Singpass: "wait for at least 30s for
+    /// a response"); the user's approval or denial answers it at once. Zero answers at once.
+    pub ciba_hold: Duration,
 }
 
 impl EmulatorConfig {
@@ -117,6 +126,7 @@ impl EmulatorConfig {
             client_jwks,
             base_path: "/com/v4".to_owned(),
             token_lifetime: Duration::from_secs(1800),
+            ciba_hold: Duration::from_secs(30),
         }
     }
 }

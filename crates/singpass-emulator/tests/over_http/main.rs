@@ -4,6 +4,7 @@
 //! `fapi_client.rs`.
 
 mod ciba_checks;
+mod ciba_holds;
 mod fapi_client;
 mod fapi_faults;
 mod fapi_flow;
