@@ -1,7 +1,8 @@
-//! One client connection to the emulator: each request is read, put to the fault plan (quota,
-//! scripted, random), served by its endpoint (v4, FAPI or CIBA) unless an injection answered
-//! it, and recorded. Every FAPI answer, injected ones included, carries the current
-//! `DPoP-Nonce` while the FAPI issuer requires nonces.
+//! One client connection to the emulator: each request (from a connection, or in process from
+//! `service.rs`) is read, put to the fault plan (quota, scripted, random), served by its
+//! endpoint (v4, FAPI or CIBA) unless an injection answered it, and recorded. Every FAPI
+//! answer, injected ones included, carries the current `DPoP-Nonce` while the FAPI issuer
+//! requires nonces.
 
 use std::sync::Arc;
 
@@ -9,7 +10,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -45,10 +45,14 @@ pub(crate) async fn serve_connection(stream: TcpStream, state: Arc<EmulatorState
 
 /// Answers one request and records it. Every refusal is a response; the only `Err` is an
 /// injected Drop.
-async fn handle(
+pub(crate) async fn handle<B>(
     state: Arc<EmulatorState>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DroppedByFault> {
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, DroppedByFault>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let at = Instant::now();
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, MAX_BODY_BYTES)
@@ -81,17 +85,20 @@ async fn handle(
 
     let mut observed = Observed::default();
     let outcome = match &body {
-        Ok(body) => router::serve(
-            &state,
-            target,
-            EmulatorRequest {
-                method: &parts.method,
-                query: parts.uri.query(),
-                headers: &parts.headers,
-                body,
-            },
-            &mut observed,
-        ),
+        Ok(body) => {
+            router::serve(
+                &state,
+                target,
+                EmulatorRequest {
+                    method: &parts.method,
+                    query: parts.uri.query(),
+                    headers: &parts.headers,
+                    body,
+                },
+                &mut observed,
+            )
+            .await
+        }
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Request body too large",

@@ -1,6 +1,6 @@
 //! The test controls of the FAPI 2.0 and CIBA issuers: their URLs, the user's part of a login
-//! (consent to a pushed request, approval of a CIBA request), DPoP nonces and discovery
-//! availability.
+//! (consent to a pushed request, approval of a CIBA request), DPoP nonces, discovery
+//! availability, and the count of overlapping CIBA polls.
 
 use std::sync::atomic::Ordering;
 
@@ -63,5 +63,12 @@ impl Emulator {
     /// CIBA: the user denies the auth request; polls then get `access_denied`.
     pub fn deny_ciba(&self, auth_req_id: &str) -> Result<(), String> {
         self.state.ciba.decide(auth_req_id, None, Instant::now())
+    }
+
+    /// CIBA: how many token polls arrived while another poll of the same `auth_req_id` was
+    /// still held (each was refused with `slow_down`). Singpass forbids overlapping polls, so
+    /// a well-behaved client, and a proxy in front of one, keeps this at 0.
+    pub fn ciba_overlapping_polls(&self) -> u64 {
+        self.state.ciba.overlapping_polls()
     }
 }

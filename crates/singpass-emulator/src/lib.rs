@@ -9,6 +9,14 @@
 //!   `/jwks`, `/par`, a browserless `/auth`, `/token`, `/userinfo`, DPoP nonces on request.
 //! - CIBA on the non-FAPI issuer `http://HOST:PORT`: discovery, `/jwks`, `/bc-auth`, `/token`.
 //!
+//! Like Singpass, it holds a CIBA poll that finds its request pending for up to 30 s
+//! ([`EmulatorConfig::ciba_hold`]), answers it at once when the user approves or denies, and
+//! refuses (and counts) a poll that overlaps a held one.
+//!
+//! It serves on a socket ([`Emulator::start`]) or in process as a `tower::Service`
+//! ([`Emulator::in_process`], [`Emulator::service`]), so a client under test can run against
+//! it on paused tokio time without any I/O.
+//!
 //! It refuses whatever real Singpass would refuse — client assertions, DPoP proofs and their
 //! key bindings, PKCE, single-use codes, request_uris and access tokens, nonces, poll
 //! intervals — with Singpass's statuses and error bodies (OAuth codes for FAPI and CIBA), and
@@ -18,7 +26,8 @@
 //!
 //! Clocks: `iat`/`exp` of assertions, proofs and issued JWTs follow the wall clock (clients
 //! sign with it); quotas, delays, the 60 s request_uri and code windows, access-token expiry
-//! and CIBA expiry and poll intervals follow the tokio clock, so paused-time tests drive them.
+//! and CIBA expiry, holds and poll intervals follow the tokio clock, so paused-time tests
+//! drive them.
 //!
 //! It also misbehaves on request, so a client's retry, rate-limit and error-log code can be
 //! tested against it: scripted or seeded-random [`Fault`]s (error statuses and bodies, delays,
@@ -26,7 +35,8 @@
 //!
 //! Layout: `v4/`, `fapi/` and `ciba/` serve each API's endpoints; `checks/` verifies what
 //! clients send (assertions, DPoP proofs and nonces, client authentication); the rest is
-//! shared plumbing (`server`, `connection`, `router`, `state`, `faults/`, `errors/`).
+//! shared plumbing (`server`, `service`, `connection`, `router`, `state`, `faults/`,
+//! `errors/`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -66,6 +76,7 @@ mod request;
 mod router;
 mod sealing;
 mod server;
+mod service;
 mod signing;
 mod state;
 mod v4;
@@ -81,6 +92,7 @@ use tokio::task::JoinHandle;
 
 pub use client_jwks::{read_public_jwks, ClientJwksError};
 pub use faults::{EmulatorRoute, Fault};
+pub use service::{EmulatorService, NotThisEmulator};
 pub use v4::authorize::SAMPLE_SUB;
 
 use faults::quota::Quota;
@@ -100,6 +112,10 @@ pub struct EmulatorConfig {
     pub base_path: String,
     /// Access-token lifetime (default 1800 s), of v4 and FAPI tokens alike.
     pub token_lifetime: Duration,
+    /// How long a CIBA token poll that finds its request pending is held before it is
+    /// answered `authorization_pending` (default 30 s, as Singpass: "wait for at least 30s for
+    /// a response"); the user's approval or denial answers it at once. Zero answers at once.
+    pub ciba_hold: Duration,
 }
 
 impl EmulatorConfig {
@@ -110,6 +126,7 @@ impl EmulatorConfig {
             client_jwks,
             base_path: "/com/v4".to_owned(),
             token_lifetime: Duration::from_secs(1800),
+            ciba_hold: Duration::from_secs(30),
         }
     }
 }
@@ -179,7 +196,7 @@ impl Emulator {
         })
     }
 
-    /// The address it is bound to.
+    /// The address it is bound to; `0.0.0.0:0` for one [in process](Emulator::in_process).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -47,7 +47,7 @@ impl<'a> Target<'a> {
         matches!(self, Target::Fapi(_))
     }
 
-    fn serve(
+    async fn serve(
         self,
         state: &EmulatorState,
         request: EmulatorRequest<'_>,
@@ -56,13 +56,14 @@ impl<'a> Target<'a> {
         match self {
             Target::V4(endpoint) => endpoint.serve(state, request, observed),
             Target::Fapi(endpoint) => endpoint.serve(state, request, observed),
-            Target::Root(endpoint) => endpoint.serve(state, request, observed),
+            Target::Root(endpoint) => endpoint.serve(state, request, observed).await,
         }
     }
 }
 
-/// Sends the request to its endpoint; an unknown path is a Singpass-shaped 404.
-pub(crate) fn serve(
+/// Sends the request to its endpoint; an unknown path is a Singpass-shaped 404. Only a CIBA
+/// poll ever waits (while it is held).
+pub(crate) async fn serve(
     state: &EmulatorState,
     target: Option<Target<'_>>,
     request: EmulatorRequest<'_>,
@@ -71,6 +72,7 @@ pub(crate) fn serve(
     target
         .ok_or_else(Rejection::not_found)?
         .serve(state, request, observed)
+        .await
 }
 
 #[cfg(test)]

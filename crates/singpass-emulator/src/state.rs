@@ -77,6 +77,7 @@ impl EmulatorState {
         base_url: String,
         key: EmulatorKey,
     ) -> Self {
+        let ciba = CibaRequests::new(config.ciba_hold);
         EmulatorState {
             config,
             base_url,
@@ -89,7 +90,7 @@ impl EmulatorState {
             received: Mutex::new(Vec::new()),
             faults: FaultPlan::default(),
             fapi: FapiGrants::default(),
-            ciba: CibaRequests::default(),
+            ciba,
             nonces: DpopNonces::default(),
             discovery_available: AtomicBool::new(true),
         }

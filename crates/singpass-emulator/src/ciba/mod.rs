@@ -51,7 +51,7 @@ impl RootEndpoint {
         }
     }
 
-    pub(crate) fn serve(
+    pub(crate) async fn serve(
         self,
         state: &EmulatorState,
         request: EmulatorRequest<'_>,
@@ -70,7 +70,7 @@ impl RootEndpoint {
             RootEndpoint::BackchannelAuthentication => {
                 start_backchannel_authentication(state, request, observed)
             }
-            RootEndpoint::Token => token::poll_for_tokens(state, request, observed),
+            RootEndpoint::Token => token::poll_for_tokens(state, request, observed).await,
         }
     }
 }

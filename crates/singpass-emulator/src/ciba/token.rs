@@ -1,7 +1,9 @@
 //! `POST /token` at the root: CIBA polling (`grant_type=urn:openid:params:grant-type:ciba`).
-//! Until the user answers: `authorization_pending`; sooner than the interval after the last
-//! poll: `slow_down`; then tokens once (`Bearer`, with a sealed id_token), `invalid_grant`
-//! after that or for an unknown `auth_req_id`, `expired_token` past its 120 s.
+//! Until the user answers: each poll is held (`EmulatorConfig::ciba_hold`, 30 s as Singpass)
+//! and answered `authorization_pending` at its end, or at once when the user answers; sooner
+//! than the interval after the last answer, or while another poll is held: `slow_down`; then
+//! tokens once (`Bearer`, with a sealed id_token), `invalid_grant` after that or for an
+//! unknown `auth_req_id`, `expired_token` past its 120 s.
 
 use bytes::Bytes;
 use http::Response;
@@ -10,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::checks::client_auth::{require_fields, PresentedClient};
 use crate::checks::jose::unix_now;
-use crate::ciba::grants::PollOutcome;
+use crate::ciba::grants::{Poll, PollOutcome};
 use crate::discovery::ACR_VALUES;
 use crate::errors::Rejection;
 use crate::form::FormBody;
@@ -21,7 +23,7 @@ use crate::state::EmulatorState;
 
 pub(crate) const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 
-pub(crate) fn poll_for_tokens(
+pub(crate) async fn poll_for_tokens(
     state: &EmulatorState,
     request: EmulatorRequest<'_>,
     observed: &mut Observed,
@@ -40,10 +42,19 @@ pub(crate) fn poll_for_tokens(
     }
     client.authenticate(state, &state.origin, now, observed)?;
 
-    let (sub, scope) = match state.ciba.poll(field("auth_req_id")?, Instant::now()) {
+    let auth_req_id = field("auth_req_id")?;
+    let outcome = match state.ciba.poll(auth_req_id, Instant::now()) {
+        Poll::Answer(outcome) => outcome,
+        Poll::Hold(held) => {
+            held.wait().await;
+            state.ciba.finish_hold(auth_req_id, Instant::now())
+        }
+    };
+    let (sub, scope) = match outcome {
         PollOutcome::Approved { sub, scope } => (sub, scope),
         PollOutcome::Pending => return Err(Rejection::authorization_pending()),
         PollOutcome::TooSoon => return Err(Rejection::slow_down()),
+        PollOutcome::Overlapping => return Err(Rejection::overlapping_poll()),
         PollOutcome::Denied => return Err(Rejection::access_denied()),
         PollOutcome::Expired => return Err(Rejection::expired_token()),
         PollOutcome::Redeemed => {
@@ -51,6 +62,7 @@ pub(crate) fn poll_for_tokens(
         }
         PollOutcome::Unknown => return Err(Rejection::invalid_grant("Unknown auth_req_id")),
     };
+    // Issued now, which may be a hold later than the poll arrived.
     let id_token = sealed_id_token(
         state,
         IdTokenSubject {
@@ -59,7 +71,7 @@ pub(crate) fn poll_for_tokens(
             nonce: None,
             acr: ACR_VALUES[0],
         },
-        now,
+        unix_now(),
     )?;
     // Nothing at this issuer accepts the access token back; it is opaque and not stored.
     Ok(json_response(&serde_json::json!({

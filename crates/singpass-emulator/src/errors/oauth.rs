@@ -90,6 +90,16 @@ impl Rejection {
         )
     }
 
+    /// CIBA: polled while another poll of the same auth_req_id is still held. CIBA names no
+    /// code for it; it is polling too fast, so `slow_down`.
+    pub(crate) fn overlapping_poll() -> Self {
+        Self::oauth(
+            StatusCode::BAD_REQUEST,
+            "slow_down",
+            "A poll for this auth_req_id is still being held; wait for its answer",
+        )
+    }
+
     /// CIBA: the auth_req_id has expired.
     pub(crate) fn expired_token() -> Self {
         Self::oauth(

@@ -9,11 +9,11 @@ use super::{Harness, Reply, SUB};
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 impl Harness {
-    fn ciba_url(&self, path: &str) -> String {
+    pub(crate) fn ciba_url(&self, path: &str) -> String {
         format!("{}{path}", self.emulator.ciba_issuer())
     }
 
-    async fn bc_auth(&self) -> Reply {
+    pub(crate) async fn bc_auth(&self) -> Reply {
         let form = self.ciba_form(
             &self.emulator.ciba_issuer(),
             &[("login_hint", "S9812381D"), ("scope", "openid")],
@@ -22,7 +22,7 @@ impl Harness {
             .await
     }
 
-    async fn poll(&self, auth_req_id: &str) -> Reply {
+    pub(crate) async fn poll(&self, auth_req_id: &str) -> Reply {
         let form = self.ciba_form(
             &self.emulator.ciba_issuer(),
             &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)],
@@ -30,7 +30,7 @@ impl Harness {
         self.post_form(&self.ciba_url("/token"), &form, None).await
     }
 
-    async fn auth_req_id(&self) -> String {
+    pub(crate) async fn auth_req_id(&self) -> String {
         let reply = self.bc_auth().await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.json()["auth_req_id"]

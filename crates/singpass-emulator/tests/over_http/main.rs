@@ -1,8 +1,10 @@
 //! A small test-only Myinfo client that signs its own assertions and proofs with josekit
-//! (independently of the proxy), and a harness that drives a live emulator over HTTP. Its
-//! FAPI 2.0 and CIBA side is in `fapi_client.rs`.
+//! (independently of the proxy), and a harness that drives a live emulator over HTTP (or in
+//! process, through its tower service: `in_process.rs`). Its FAPI 2.0 and CIBA side is in
+//! `fapi_client.rs`.
 
 mod ciba_checks;
+mod ciba_holds;
 mod fapi_client;
 mod fapi_faults;
 mod fapi_flow;
@@ -10,6 +12,7 @@ mod fapi_nonce;
 mod fapi_rejections;
 mod fapi_robustness;
 mod fault_checks;
+mod in_process;
 mod person_checks;
 mod quota_checks;
 mod robustness;
@@ -31,7 +34,7 @@ use josekit::jwt::JwtPayload;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use singpass_emulator::{Emulator, EmulatorConfig};
+use singpass_emulator::{Emulator, EmulatorConfig, EmulatorService};
 
 pub(crate) const CLIENT_ID: &str = "STG2-MYINFO-SELF-TEST";
 pub(crate) const SUB: &str = "b4d7e0a1-7c6f-4c38-9f2e-3a1d5c8b9e01";
@@ -189,6 +192,8 @@ pub(crate) struct Harness {
     pub(crate) client: TestClient,
     pub(crate) emulator: Emulator,
     http: Client<HttpConnector, Full<Bytes>>,
+    /// Set for an emulator in process: requests go to its service, not over `http`.
+    service: Option<EmulatorService>,
 }
 
 impl Harness {
@@ -205,6 +210,21 @@ impl Harness {
             .expect("emulator starts");
         Harness {
             client,
+            emulator,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+            service: None,
+        }
+    }
+
+    /// A harness whose emulator runs in process on `in_process::ORIGIN`, with no socket.
+    pub(crate) fn in_process_with(adjust: impl FnOnce(&mut EmulatorConfig)) -> Self {
+        let client = TestClient::new();
+        let mut config = EmulatorConfig::new(CLIENT_ID, client.public_jwks());
+        adjust(&mut config);
+        let emulator = Emulator::in_process(config, in_process::ORIGIN).expect("emulator");
+        Harness {
+            client,
+            service: Some(emulator.service()),
             emulator,
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
@@ -278,6 +298,9 @@ impl Harness {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(service) = &self.service {
+            return in_process::send(service.clone(), request).await;
+        }
         let response = self.http.request(request).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
