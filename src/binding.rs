@@ -13,6 +13,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod redis_store;
+mod seal;
+
+pub use redis_store::RedisBindings;
+pub use seal::{SealError, SealKeyring};
+
+/// What a [`BindingStore`] call returns: boxed so that the trait stays object-safe.
+pub type BindingFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, BindingError>> + Send + 'a>>;
+
+/// Why a binding could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    /// The shared store did not answer in time, failed, or its circuit is open.
+    #[error("the binding store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<BindingError> for crate::error::ProxyError {
+    fn from(e: BindingError) -> Self {
+        crate::error::ProxyError::new(
+            crate::error::ProblemCode::SystemSharedStateUnavailable,
+            format!("{e}; the key binding could not be read or written, try again shortly"),
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+}
+
 /// SHA-256 of an access token: the only form in which the proxy remembers a token.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
@@ -54,21 +82,35 @@ pub enum TokenLookup {
     Unknown,
 }
 
-/// Where token bindings live. The in-memory store suits a sidecar; several egress replicas need
-/// session affinity or a shared store behind this same trait.
+/// Where token bindings live. The in-memory store suits a sidecar and one replica; several
+/// replicas share a [`RedisBindings`] behind this same trait.
 pub trait BindingStore: Send + Sync + 'static {
     /// Binds `token` to `key` for `ttl`.
-    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration);
+    fn bind_token<'a>(
+        &'a self,
+        token: &'a str,
+        key: Arc<EphemeralKey>,
+        usage: TokenUse,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()>;
     /// Looks a token up; a `Once` token's key is handed out only the first time.
-    fn use_token(&self, token: TokenHash) -> TokenLookup;
+    fn use_token<'a>(&'a self, token: &'a str) -> BindingFuture<'a, TokenLookup>;
+    /// Binds a FAPI login (its PAR's `code_challenge`) to the key made for it, for `ttl`.
+    fn bind_login<'a>(
+        &'a self,
+        code_challenge: &'a str,
+        key: Arc<EphemeralKey>,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()>;
+    /// The key of the login whose PAR carried `code_challenge`.
+    fn login_key<'a>(
+        &'a self,
+        code_challenge: &'a str,
+    ) -> BindingFuture<'a, Option<Arc<EphemeralKey>>>;
+    /// Forgets a login once its code has been exchanged.
+    fn forget_login<'a>(&'a self, code_challenge: &'a str) -> BindingFuture<'a, ()>;
     /// How many token bindings are live (approximate; for metrics).
     fn live_bindings(&self) -> u64;
-    /// Binds a FAPI login (its PAR's `code_challenge`) to the key made for it, for `ttl`.
-    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration);
-    /// The key of the login whose PAR carried `code_challenge`.
-    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>>;
-    /// Forgets a login once its code has been exchanged.
-    fn forget_login(&self, code_challenge: &str);
     /// How many login bindings are live (approximate; for metrics).
     fn live_logins(&self) -> u64;
 }
@@ -194,19 +236,10 @@ impl MemoryBindings {
     }
 }
 
-impl BindingStore for MemoryBindings {
-    fn bind_token(&self, token: TokenHash, key: Arc<EphemeralKey>, usage: TokenUse, ttl: Duration) {
-        let slot = Slot {
-            key: Some(key),
-            usage,
-            expires: Instant::now() + ttl,
-        };
-        self.tokens.insert(token, slot);
-    }
-
-    fn use_token(&self, token: TokenHash) -> TokenLookup {
+impl MemoryBindings {
+    fn take(&self, token: &TokenHash) -> TokenLookup {
         self.tokens
-            .with(&token, |slot| match slot.usage {
+            .with(token, |slot| match slot.usage {
                 TokenUse::Reusable => slot
                     .key
                     .clone()
@@ -218,28 +251,67 @@ impl BindingStore for MemoryBindings {
             })
             .unwrap_or(TokenLookup::Unknown)
     }
+}
 
-    fn live_bindings(&self) -> u64 {
-        self.tokens.live.load(Ordering::Relaxed)
+/// The memory store never waits: every call is a ready future.
+fn ready<'a, T: Send + 'a>(value: T) -> BindingFuture<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl BindingStore for MemoryBindings {
+    fn bind_token<'a>(
+        &'a self,
+        token: &'a str,
+        key: Arc<EphemeralKey>,
+        usage: TokenUse,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()> {
+        let slot = Slot {
+            key: Some(key),
+            usage,
+            expires: Instant::now() + ttl,
+        };
+        self.tokens.insert(TokenHash::of(token), slot);
+        ready(())
     }
 
-    fn bind_login(&self, code_challenge: &str, key: Arc<EphemeralKey>, ttl: Duration) {
+    fn use_token<'a>(&'a self, token: &'a str) -> BindingFuture<'a, TokenLookup> {
+        ready(self.take(&TokenHash::of(token)))
+    }
+
+    fn bind_login<'a>(
+        &'a self,
+        code_challenge: &'a str,
+        key: Arc<EphemeralKey>,
+        ttl: Duration,
+    ) -> BindingFuture<'a, ()> {
         let slot = Slot {
             key: Some(key),
             usage: TokenUse::Reusable,
             expires: Instant::now() + ttl,
         };
         self.logins.insert(code_challenge.to_owned(), slot);
+        ready(())
     }
 
-    fn login_key(&self, code_challenge: &str) -> Option<Arc<EphemeralKey>> {
-        self.logins
-            .with(code_challenge, |slot| slot.key.clone())
-            .flatten()
+    fn login_key<'a>(
+        &'a self,
+        code_challenge: &'a str,
+    ) -> BindingFuture<'a, Option<Arc<EphemeralKey>>> {
+        ready(
+            self.logins
+                .with(code_challenge, |slot| slot.key.clone())
+                .flatten(),
+        )
     }
 
-    fn forget_login(&self, code_challenge: &str) {
+    fn forget_login<'a>(&'a self, code_challenge: &'a str) -> BindingFuture<'a, ()> {
         self.logins.remove(code_challenge);
+        ready(())
+    }
+
+    fn live_bindings(&self) -> u64 {
+        self.tokens.live.load(Ordering::Relaxed)
     }
 
     fn live_logins(&self) -> u64 {
@@ -255,73 +327,72 @@ mod tests {
         Arc::new(EphemeralKey::generate().unwrap())
     }
 
-    #[test]
-    fn once_token_gives_its_key_once_then_reports_reuse() {
+    async fn lookup(store: &MemoryBindings, token: &str) -> TokenLookup {
+        store.use_token(token).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn once_token_gives_its_key_once_then_reports_reuse() {
         let store = MemoryBindings::new(100);
         let k = key();
-        store.bind_token(
-            TokenHash::of("t1"),
-            k.clone(),
-            TokenUse::Once,
-            Duration::from_secs(60),
-        );
-        match store.use_token(TokenHash::of("t1")) {
+        let day = Duration::from_secs(60);
+        store
+            .bind_token("t1", k.clone(), TokenUse::Once, day)
+            .await
+            .unwrap();
+        match lookup(&store, "t1").await {
             TokenLookup::Key(got) => assert_eq!(got.jkt(), k.jkt()),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            store.use_token(TokenHash::of("t1")),
-            TokenLookup::Reused
-        ));
-        assert!(matches!(
-            store.use_token(TokenHash::of("t2")),
-            TokenLookup::Unknown
-        ));
+        assert!(matches!(lookup(&store, "t1").await, TokenLookup::Reused));
+        assert!(matches!(lookup(&store, "t2").await, TokenLookup::Unknown));
     }
 
-    #[test]
-    fn reusable_token_keeps_its_key() {
+    #[tokio::test]
+    async fn reusable_token_keeps_its_key() {
         let store = MemoryBindings::new(100);
-        store.bind_token(
-            TokenHash::of("t"),
-            key(),
-            TokenUse::Reusable,
-            Duration::from_secs(60),
-        );
+        store
+            .bind_token("t", key(), TokenUse::Reusable, Duration::from_secs(60))
+            .await
+            .unwrap();
         for _ in 0..3 {
-            assert!(matches!(
-                store.use_token(TokenHash::of("t")),
-                TokenLookup::Key(_)
-            ));
+            assert!(matches!(lookup(&store, "t").await, TokenLookup::Key(_)));
         }
     }
 
-    #[test]
-    fn expired_binding_is_unknown() {
+    #[tokio::test]
+    async fn expired_binding_is_unknown() {
         let store = MemoryBindings::new(100);
-        store.bind_token(TokenHash::of("t"), key(), TokenUse::Once, Duration::ZERO);
-        assert!(matches!(
-            store.use_token(TokenHash::of("t")),
-            TokenLookup::Unknown
-        ));
+        store
+            .bind_token("t", key(), TokenUse::Once, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(matches!(lookup(&store, "t").await, TokenLookup::Unknown));
     }
 
-    #[test]
-    fn login_binding_is_found_by_its_challenge_until_forgotten() {
+    #[tokio::test]
+    async fn login_binding_is_found_by_its_challenge_until_forgotten() {
         let store = MemoryBindings::new(100);
         let k = key();
-        store.bind_login("challenge-1", k.clone(), Duration::from_secs(60));
-        assert_eq!(store.login_key("challenge-1").unwrap().jkt(), k.jkt());
+        let found = |c: &'static str| {
+            let store = store.clone();
+            async move { store.login_key(c).await.unwrap() }
+        };
+        store
+            .bind_login("challenge-1", k.clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(found("challenge-1").await.unwrap().jkt(), k.jkt());
         assert_eq!(
-            store.login_key("challenge-1").unwrap().jkt(),
+            found("challenge-1").await.unwrap().jkt(),
             k.jkt(),
             "a retry finds it again"
         );
-        assert!(store.login_key("challenge-2").is_none());
-        store.forget_login("challenge-1");
-        assert!(store.login_key("challenge-1").is_none());
-        store.bind_login("c", key(), Duration::ZERO);
-        assert!(store.login_key("c").is_none(), "expired");
+        assert!(found("challenge-2").await.is_none());
+        store.forget_login("challenge-1").await.unwrap();
+        assert!(found("challenge-1").await.is_none());
+        store.bind_login("c", key(), Duration::ZERO).await.unwrap();
+        assert!(found("c").await.is_none(), "expired");
     }
 
     #[test]

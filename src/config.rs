@@ -86,6 +86,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Who may call the main listener.
     pub inbound: Inbound,
+    /// Shared state for several replicas; None: everything in process memory.
+    pub redis: Option<RedisConfig>,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -323,6 +325,8 @@ pub struct RateLimitSettings {
 mod inbound;
 mod policy;
 mod raw;
+mod redis;
+pub use self::redis::{RedisConfig, RedisUrl, SealKeySource};
 #[cfg(test)]
 mod tests;
 mod upstream;

@@ -53,6 +53,8 @@ pub enum ProblemCode {
     ResourceRateLimited,
     /// Something inside the proxy failed (a bug, or a key that cannot sign).
     SystemInternalError,
+    /// The shared store (Redis) could not be reached in time to read or write a key binding.
+    SystemSharedStateUnavailable,
 }
 
 impl ProblemCode {
@@ -78,6 +80,7 @@ impl ProblemCode {
             Self::ProviderUnexpectedResponse => "PROVIDER_UNEXPECTED_RESPONSE",
             Self::ResourceRateLimited => "RESOURCE_RATE_LIMITED",
             Self::SystemInternalError => "SYSTEM_INTERNAL_ERROR",
+            Self::SystemSharedStateUnavailable => "SYSTEM_SHARED_STATE_UNAVAILABLE",
         }
     }
 
@@ -102,11 +105,12 @@ impl ProblemCode {
             Self::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::ProviderThrottled | Self::ResourceRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SystemInternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::SystemSharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// Every code, for the README table and its test.
-    pub const ALL: [ProblemCode; 19] = [
+    pub const ALL: [ProblemCode; 20] = [
         Self::AuthTokenMissing,
         Self::AuthTokenUnknown,
         Self::AuthTokenReused,
@@ -126,6 +130,7 @@ impl ProblemCode {
         Self::ProviderUnexpectedResponse,
         Self::ResourceRateLimited,
         Self::SystemInternalError,
+        Self::SystemSharedStateUnavailable,
     ];
 }
 

@@ -107,6 +107,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod shared;
 pub mod stack;
 pub mod upstream;
 pub mod upstream_answer;

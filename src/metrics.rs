@@ -2,8 +2,8 @@
 //! values (route labels, status codes, outcome words): never a token, key, user id or path.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -24,6 +24,9 @@ struct Metrics {
     nonce_retries: IntCounterVec,
     discovery_fetches: IntCounterVec,
     jwks_fetches: IntCounterVec,
+    redis_operations: IntCounterVec,
+    redis_duration: HistogramVec,
+    redis_available: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -72,6 +75,27 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(key_bindings.clone()))
         .expect("unique metric");
+    let redis_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "myinfo_proxy_redis_operation_duration_seconds",
+            "Time of one Redis operation (shared state), by operation.",
+        )
+        .buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        ]),
+        &["operation"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(redis_duration.clone()))
+        .expect("unique metric");
+    let redis_available = IntGauge::new(
+        "myinfo_proxy_redis_available",
+        "1 while Redis answers (or is not configured), 0 while its circuit is open.",
+    )
+    .expect("valid metric");
+    redis_available.set(1);
+    r.register(Box::new(redis_available.clone()))
+        .expect("unique metric");
     Metrics {
         requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
         request_duration,
@@ -87,6 +111,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         nonce_retries: counter(&r, "myinfo_proxy_dpop_nonce_retries_total", "Attempts repeated once with a server-provided DPoP nonce.", &["route"]),
         discovery_fetches: counter(&r, "myinfo_proxy_discovery_fetches_total", "FAPI discovery fetches, by outcome.", &["outcome"]),
         jwks_fetches: counter(&r, "myinfo_proxy_jwks_fetches_total", "Upstream JWKS fetches, by outcome.", &["outcome"]),
+        redis_operations: counter(&r, "myinfo_proxy_redis_operations_total", "Redis operations (shared state), by operation and outcome (ok, error, timeout, circuit_open).", &["operation", "outcome"]),
+        redis_duration,
+        redis_available,
         registry: r,
     }
 });
@@ -180,6 +207,25 @@ pub fn discovery_fetch(outcome: &str) {
 /// A JWKS fetch finished (`ok` or `error`).
 pub fn jwks_fetch(outcome: &str) {
     METRICS.jwks_fetches.with_label_values(&[outcome]).inc();
+}
+
+/// A Redis operation finished (`ok`, `error`, `timeout`) or was not tried (`circuit_open`).
+pub fn redis_operation(operation: &str, outcome: &str, took: Option<Duration>) {
+    METRICS
+        .redis_operations
+        .with_label_values(&[operation, outcome])
+        .inc();
+    if let Some(took) = took {
+        METRICS
+            .redis_duration
+            .with_label_values(&[operation])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Whether Redis is answering (its circuit is closed).
+pub fn redis_available(up: bool) {
+    METRICS.redis_available.set(i64::from(up));
 }
 
 /// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").

@@ -33,6 +33,7 @@ pub(crate) struct File {
     pub(crate) log: Log,
     #[serde(default)]
     pub(crate) inbound: Inbound,
+    pub(crate) redis: Option<super::redis::RawRedis>,
 }
 
 #[derive(Deserialize, Default)]

@@ -88,6 +88,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let jwks_on_main_listener = file.admin.jwks_on_main_listener.unwrap_or(false);
     let log_format = file.log.format.unwrap_or_default();
     let inbound = super::inbound::inbound(file.inbound, base, listen, &mut warnings)?;
+    let redis = super::redis::redis(file.redis, base)?;
     if file.upstream.is_empty() {
         return Err(ConfigError::new(
             "upstream",
@@ -135,6 +136,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         jwks_on_main_listener,
         log_format,
         inbound,
+        redis,
         warnings,
     })
 }

@@ -115,7 +115,7 @@ where
             else {
                 return inner.call(req).await.map_err(Into::into);
             };
-            let plan = plan::prepare(&req, &ctx, &signing)?;
+            let plan = plan::prepare(&req, &ctx, &signing).await?;
             let origin = nonce::origin(&ctx.htu);
             let nonce = signing.nonces.get(&origin);
             let signed = sign::attempt(

@@ -29,29 +29,29 @@ pub(super) async fn finish(
     match (&plan.after, &plan.key) {
         (After::BindV4Token, Some(key)) => {
             if let Some((token, lifetime)) = issued_token(&res, now, route.token_ttl_cap) {
-                signing.bindings.bind_token(
-                    TokenHash::of(&token),
-                    key.clone(),
-                    TokenUse::Once,
-                    lifetime,
-                );
+                signing
+                    .bindings
+                    .bind_token(&token, key.clone(), TokenUse::Once, lifetime)
+                    .await?;
             }
         }
         (After::BindLogin { code_challenge }, Some(key)) => {
             signing
                 .bindings
-                .bind_login(code_challenge, key.clone(), route.login_ttl);
+                .bind_login(code_challenge, key.clone(), route.login_ttl)
+                .await?;
         }
         (After::BindFapiToken { code_challenge, .. }, Some(key)) => {
             if let Some((token, lifetime)) = issued_token(&res, now, route.token_ttl_cap) {
-                signing.bindings.bind_token(
-                    TokenHash::of(&token),
-                    key.clone(),
-                    TokenUse::Reusable,
-                    lifetime,
-                );
+                signing
+                    .bindings
+                    .bind_token(&token, key.clone(), TokenUse::Reusable, lifetime)
+                    .await?;
             }
-            signing.bindings.forget_login(code_challenge);
+            // The login expires by itself (login_ttl) if forgetting it fails.
+            if let Err(e) = signing.bindings.forget_login(code_challenge).await {
+                tracing::warn!(error = %e, "could not forget a used login");
+            }
         }
         _ => {}
     }

@@ -43,7 +43,7 @@ pub(super) enum After {
 }
 
 /// Works out the plan for `req` on its route, or the problem that stops it.
-pub(super) fn prepare(
+pub(super) async fn prepare(
     req: &Request<Bytes>,
     ctx: &RequestContext,
     signing: &Signing,
@@ -52,7 +52,7 @@ pub(super) fn prepare(
     match kind {
         RouteKind::V4Person | RouteKind::FapiUserinfo => {
             let token = presented_token(req.headers())?.to_owned();
-            let key = resource_key(&token, ctx, signing)?;
+            let key = resource_key(&token, ctx, signing).await?;
             Ok(Plan {
                 form: None,
                 key: Some(key),
@@ -87,7 +87,7 @@ pub(super) fn prepare(
                     let code_challenge = sha256_b64url(verifier.as_bytes());
                     let nonce = form.take("nonce");
                     (
-                        Some(login_key(&code_challenge, ctx, signing)?),
+                        Some(login_key(&code_challenge, ctx, signing).await?),
                         After::BindFapiToken {
                             code_challenge,
                             nonce,
@@ -186,7 +186,7 @@ fn transaction_key(
 }
 
 /// The key of the login whose PAR carried S256(code_verifier).
-fn login_key(
+async fn login_key(
     code_challenge: &str,
     ctx: &RequestContext,
     signing: &Signing,
@@ -194,7 +194,7 @@ fn login_key(
     if let Some(key) = ctx.key.get() {
         return Ok(key.clone());
     }
-    let key = signing.bindings.login_key(code_challenge).ok_or_else(|| {
+    let key = signing.bindings.login_key(code_challenge).await?.ok_or_else(|| {
         ProxyError::new(
             ProblemCode::AuthLoginUnknown,
             "no PAR with S256(code_verifier) as its code_challenge went through this proxy: send the login's PAR through this proxy's /par route (with several replicas, PAR and token must reach the same one), or the login expired (upstream.login_ttl)",
@@ -204,7 +204,7 @@ fn login_key(
 }
 
 /// The key a resource call's token is bound to; a one-time (v4) token gives it out once.
-fn resource_key(
+async fn resource_key(
     token: &str,
     ctx: &RequestContext,
     signing: &Signing,
@@ -213,7 +213,7 @@ fn resource_key(
         return Ok(key.clone());
     }
     let hash = TokenHash::of(token);
-    match signing.bindings.use_token(hash) {
+    match signing.bindings.use_token(token).await? {
         TokenLookup::Key(key) => Ok(ctx.key.get_or_init(|| key).clone()),
         TokenLookup::Reused => {
             tracing::info!(token = %hash.short(), "one-time access token presented again");

@@ -1,0 +1,1 @@
+//! The newest DPoP nonce of each upstream origin, shared by every replica.

@@ -1,0 +1,1 @@
+//! One quota for all replicas.
