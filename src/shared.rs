@@ -12,6 +12,9 @@ mod circuit;
 mod nonce;
 mod quota;
 
+pub use nonce::SharedNonces;
+pub use quota::{SharedGlobalQuota, SharedRouteLimiter};
+
 use crate::config::{ConfigError, RedisConfig};
 use circuit::Circuit;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
