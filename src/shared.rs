@@ -15,13 +15,56 @@ mod quota;
 pub use nonce::SharedNonces;
 pub use quota::{SharedGlobalQuota, SharedRouteLimiter};
 
-use crate::config::{ConfigError, RedisConfig};
+use crate::binding::{RedisBindings, SealKeyring};
+use crate::config::{Config, ConfigError, RateLimitSettings, RedisConfig};
 use circuit::Circuit;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Everything one replica shares, built once from `[redis]`: hand `bindings` to the proxy
+/// builder, make each route's limiter with [`SharedState::route_limiter`], sign with `nonces`.
+#[derive(Debug, Clone)]
+pub struct SharedState {
+    /// The one connection of this process.
+    pub client: RedisClient,
+    /// Token and login bindings.
+    pub bindings: Arc<RedisBindings>,
+    /// DPoP nonces per upstream origin.
+    pub nonces: Arc<SharedNonces>,
+    /// `rate_limit.global`, shared by every route's limiter.
+    pub global: Option<SharedGlobalQuota>,
+}
+
+impl SharedState {
+    /// The shared state `config` asks for (None without `[redis]`). Reads the seal keys and
+    /// the URL's env var, so a mistake stops start-up naming the key; connects on first use.
+    /// Must be called inside a tokio runtime.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, ConfigError> {
+        let Some(redis) = &config.redis else {
+            return Ok(None);
+        };
+        let keyring = SealKeyring::load(&redis.seal_keys)?;
+        let client = RedisClient::from_config(redis)?;
+        let global = config
+            .global_rate_limit
+            .map(|q| SharedGlobalQuota::new(&client, q));
+        Ok(Some(Self {
+            bindings: Arc::new(RedisBindings::new(client.clone(), keyring)),
+            nonces: Arc::new(SharedNonces::new(client.clone())),
+            global,
+            client,
+        }))
+    }
+
+    /// The limiter of one route; `bucket` must be the same on every replica and distinct per
+    /// route, e.g. `"<upstream name>.<route name>"`.
+    pub fn route_limiter(&self, bucket: &str, settings: &RateLimitSettings) -> SharedRouteLimiter {
+        SharedRouteLimiter::new(self.client.clone(), bucket, settings, self.global.clone())
+    }
+}
 
 /// Why a shared-state call could not be made (never carries a key or a value).
 #[derive(Debug, Clone, thiserror::Error)]
