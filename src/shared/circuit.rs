@@ -1,5 +1,6 @@
 //! The circuit in front of Redis: after a failed call it opens for a short time, during which
-//! calls fail at once instead of each waiting out the timeout; then one call probes, and its
+//! calls fail at once instead of each waiting out the timeout; then one call probes (one per
+//! `OPEN_FOR`, so that a probe whose caller gave up cannot keep the circuit shut), and its
 //! success closes the circuit again. Each outage is logged once, and so is each recovery.
 
 use std::sync::Mutex;
@@ -18,10 +19,8 @@ pub(crate) struct Circuit {
 struct State {
     /// An outage is under way (logged, gauge at 0).
     down: bool,
-    /// Calls fail at once until then.
+    /// Calls fail at once until then (the next probe's time while open).
     open_until: Option<Instant>,
-    /// A probe is in flight: everyone else still fails at once.
-    probing: bool,
 }
 
 impl Circuit {
@@ -34,10 +33,13 @@ impl Circuit {
     /// Whether a call may go to Redis now.
     pub(crate) fn allow(&self) -> bool {
         let mut s = self.lock();
+        let now = Instant::now();
         match s.open_until {
             None => true,
-            Some(until) if Instant::now() >= until && !s.probing => {
-                s.probing = true;
+            Some(until) if now >= until => {
+                // This call probes; the others keep failing at once until it answers, or
+                // until the next probe's turn.
+                s.open_until = Some(now + OPEN_FOR);
                 true
             }
             Some(_) => false,
@@ -65,7 +67,6 @@ impl Circuit {
     pub(crate) fn failed(&self, reason: &str) {
         let mut s = self.lock();
         s.open_until = Some(Instant::now() + OPEN_FOR);
-        s.probing = false;
         if s.down {
             return;
         }
@@ -98,6 +99,11 @@ mod tests {
         tokio::time::advance(OPEN_FOR).await;
         assert!(c.allow(), "half-open: one probe");
         assert!(!c.allow(), "only one probe at a time");
+        tokio::time::advance(OPEN_FOR).await;
+        assert!(
+            c.allow(),
+            "a probe whose caller gave up does not keep it shut"
+        );
         c.failed("timeout");
         assert!(!c.allow(), "the failed probe opens it again");
         tokio::time::advance(OPEN_FOR).await;
