@@ -35,6 +35,7 @@ import helm_python as helm  # noqa: E402
 
 # Importing a module registers its cases, in this order.
 import cases_egress  # noqa: E402,F401
+import cases_redis  # noqa: E402,F401
 import cases_sidecar  # noqa: E402,F401
 import cases_values  # noqa: E402,F401
 import cases_runtime  # noqa: E402,F401
