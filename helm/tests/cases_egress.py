@@ -12,8 +12,8 @@ from checks import (
     check_network_policy, port_number, proxy_container,
 )
 from harness import (
-    API_KEY_HASH, APP_PEERS, AUTH, BASE, CHART, EGRESS_EXAMPLE, SINGPASS_CIDRS, case, config_of,
-    effective, kinds, merge, one, render, validate_k8s,
+    API_KEY_HASH, APP_PEERS, AUTH, BASE, CHART, EGRESS_EXAMPLE, EGRESS_REDIS_EXAMPLE, SINGPASS_CIDRS,
+    case, config_of, effective, kinds, merge, one, render, validate_k8s,
 )
 
 
@@ -181,10 +181,11 @@ def _():
     assert "/etc/myinfo-proxy/extra-ca" in {m["mountPath"] for m in c["volumeMounts"]}
 
 
-@case("helm/examples/egress-values.yaml renders and validates")
+@case("helm/examples/egress-values.yaml and egress-redis-values.yaml render and validate")
 def _():
-    values = yaml.safe_load(EGRESS_EXAMPLE.read_text())
-    check_egress(render(values, release="myinfo-proxy", namespace="myinfo"), values)
+    for example in (EGRESS_EXAMPLE, EGRESS_REDIS_EXAMPLE):
+        values = yaml.safe_load(example.read_text())
+        check_egress(render(values, release="myinfo-proxy", namespace="myinfo"), values)
 
 
 @case("default image tag is the chart's appVersion")

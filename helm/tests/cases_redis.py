@@ -47,6 +47,18 @@ def _():
     assert rules[-1] == {"ports": [{"port": 6379, "protocol": "TCP"}]}, rules[-1]
 
 
+@case("redis Secret keys, key prefix and timeout reach the pod and config.toml as given")
+def _():
+    extra = {"redis": {"existingSecretKey": "url", "sealKeys": {"key": "keyring.txt"},
+                       "keyPrefix": "stg-shop:v1", "timeout": "120ms"}}
+    values = with_redis("secret", extra)
+    docs = render(values)
+    check_egress(docs, values)
+    _, config = config_of(docs)
+    assert config["redis"]["seal_keys_file"] == "/etc/myinfo-proxy/seal/keyring.txt", config["redis"]
+    assert (config["redis"]["key_prefix"], config["redis"]["timeout"]) == ("stg-shop:v1", "120ms")
+
+
 @case("fallback_replicas follows replicaCount, the HPA's maxReplicas, or redis.fallbackReplicas")
 def _():
     for extra, hpa, want in (

@@ -39,6 +39,7 @@ import cases_redis  # noqa: E402,F401
 import cases_sidecar  # noqa: E402,F401
 import cases_values  # noqa: E402,F401
 import cases_runtime  # noqa: E402,F401
+import cases_redis_runtime  # noqa: E402,F401
 from harness import CASES, KUBE_VERSIONS, Skip  # noqa: E402
 
 
