@@ -158,9 +158,9 @@ def _():
 # ---- lint ------------------------------------------------------------------------------------------
 
 
-@case("helm lint --strict (sidecar and egress values, Kubernetes 1.30)")
+@case("helm lint --strict (sidecar, egress and egress with Redis values, Kubernetes 1.30)")
 def _():
-    for values in (merge(BASE), egress_values("mtls", True, True, True)):
+    for values in (merge(BASE), egress_values("mtls", True, True, True), REDIS_SECRET_OK):
         assert_lint_clean(helm.lint(CHART, values, strict=True, kube_version="v1.30.0"))
 
 
