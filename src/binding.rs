@@ -5,7 +5,12 @@
 //! until the token would have expired, so that a second use is answered as "reused" rather
 //! than "unknown".
 
+mod redis_store;
+mod seal;
 mod shards;
+
+pub use redis_store::RedisBindings;
+pub use seal::{SealError, SealKeyring};
 
 use crate::jose::EphemeralKey;
 use sha2::{Digest, Sha256};

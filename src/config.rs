@@ -91,6 +91,8 @@ pub struct Config {
     pub listeners: Listeners,
     /// The circuit breaker of each upstream.
     pub breaker: BreakerConfig,
+    /// Shared state for several replicas; None: everything in process memory.
+    pub redis: Option<RedisConfig>,
     /// Things that are allowed but probably not meant (printed at start-up).
     pub warnings: Vec<String>,
 }
@@ -303,7 +305,9 @@ mod inbound;
 mod listener;
 mod policy;
 mod raw;
+mod redis;
 mod route;
+pub use self::redis::{RedisConfig, RedisUrl, SealKeySource};
 #[cfg(test)]
 mod tests;
 mod timeouts;

@@ -117,7 +117,7 @@ mod inbound;
 pub mod jose;
 mod key_source;
 pub mod layer;
-mod metrics;
+pub mod metrics;
 mod path_guard;
 mod pkce;
 mod proxy;
@@ -125,6 +125,7 @@ mod route;
 mod scrub;
 #[allow(unreachable_pub)]
 mod server;
+pub mod shared;
 mod stack;
 mod upstream;
 mod upstream_answer;

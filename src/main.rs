@@ -72,6 +72,8 @@ enum Command {
         #[arg(long)]
         client_jwks: PathBuf,
     },
+    /// Print a new random seal key for the Redis keyring (`redis.seal_keys_file`).
+    SealKey,
     /// Print the public JWKS of the configured keys (to register with Singpass).
     Jwks {
         /// The config file.
@@ -110,6 +112,10 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { config } => jwks(&config),
+        Command::SealKey => {
+            println!("{}", myinfo_proxy::binding::SealKeyring::generate_key());
+            Ok(())
+        }
         #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => demo(listen, admin),
         #[cfg(feature = "demo")]

@@ -2,8 +2,8 @@
 //! values (route labels, status codes, outcome words): never a token, key, user id or path.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -29,6 +29,9 @@ struct Metrics {
     accept_errors: IntCounterVec,
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
+    redis_operations: IntCounterVec,
+    redis_duration: HistogramVec,
+    redis_available: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -97,6 +100,27 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     r.register(Box::new(breaker_state.clone()))
         .expect("unique metric");
+    let redis_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "myinfo_proxy_redis_operation_duration_seconds",
+            "Time of one Redis operation (shared state), by operation.",
+        )
+        .buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        ]),
+        &["operation"],
+    )
+    .expect("valid metric");
+    r.register(Box::new(redis_duration.clone()))
+        .expect("unique metric");
+    let redis_available = IntGauge::new(
+        "myinfo_proxy_redis_available",
+        "1 while Redis answers (or is not configured), 0 while its circuit is open.",
+    )
+    .expect("valid metric");
+    redis_available.set(1);
+    r.register(Box::new(redis_available.clone()))
+        .expect("unique metric");
     Metrics {
         requests: counter(&r, "myinfo_proxy_requests_total", "App requests answered, by route and status.", &["route", "status"]),
         request_duration,
@@ -117,12 +141,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         accept_errors: counter(&r, "myinfo_proxy_accept_errors_total", "Failed accepts (e.g. at the open-file limit), by listener.", &["listener"]),
         breaker_state,
         breaker_transitions: counter(&r, "myinfo_proxy_breaker_transitions_total", "Circuit-breaker transitions, by upstream and new state (closed, open, half_open).", &["upstream", "to"]),
+        redis_operations: counter(&r, "myinfo_proxy_redis_operations_total", "Redis operations (shared state), by operation and outcome (ok, error, timeout, circuit_open).", &["operation", "outcome"]),
+        redis_duration,
+        redis_available,
         registry: r,
     }
 });
 
 /// The Prometheus text exposition of every metric.
-pub(crate) fn render() -> String {
+pub fn render() -> String {
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&METRICS.registry.gather(), &mut out)
@@ -259,6 +286,25 @@ pub(crate) fn breaker_transition(upstream: &str, to: &str) {
         .breaker_transitions
         .with_label_values(&[upstream, to])
         .inc();
+}
+
+/// A Redis operation finished (`ok`, `error`, `timeout`) or was not tried (`circuit_open`).
+pub(crate) fn redis_operation(operation: &str, outcome: &str, took: Option<Duration>) {
+    METRICS
+        .redis_operations
+        .with_label_values(&[operation, outcome])
+        .inc();
+    if let Some(took) = took {
+        METRICS
+            .redis_duration
+            .with_label_values(&[operation])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Whether Redis is answering (its circuit is closed).
+pub(crate) fn redis_available(up: bool) {
+    METRICS.redis_available.set(i64::from(up));
 }
 
 /// Status codes as static labels (bounded: 0 and 100..=599, anything else "other").

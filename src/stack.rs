@@ -25,9 +25,10 @@ use crate::key_source::KeyStore;
 use crate::layer::{
     AccessLog, ApiKeyLayer, BreakerLayer, Decrypt, ErrorLogLayer, GlobalLimiter, InjectLayer,
     LocalChecksLayer, LocalQuota, MetricsLayer, PublicJwksLayer, RateLimitLayer, ReadBodyLayer,
-    RequestSpan, RescueLayer, RetryLayer, RetryPolicy, Signing,
+    RequestSpan, RescueLayer, RetryLayer, RetryPolicy, RouteQuota, Signing,
 };
 use crate::route::{Mount, RouteEntry, RouteService, Router};
+use crate::shared::SharedQuota;
 use crate::upstream::UpstreamService;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) bindings: Arc<dyn BindingStore>,
     pub(crate) pool: EphemeralKeyPool,
     pub(crate) keys: Arc<KeyStore>,
+    /// With `[redis]`: the quotas (and bindings) every replica shares.
+    pub(crate) redis: Option<Arc<crate::shared::SharedState>>,
 }
 
 /// The edge and every issuer's discovery (for readiness and the start-up fetch).
@@ -230,7 +233,17 @@ fn route_stack(
         retry.budget_min_per_second,
         retry.budget_percent / 100.0,
     ));
-    let quota = Arc::new(LocalQuota::new(kind, &policy.rate_limit, global));
+    let quota: Arc<dyn RouteQuota> = match &shared.redis {
+        // The same bucket name on every replica: one quota for all of them.
+        Some(redis) => Arc::new(SharedQuota::new(
+            redis.route_limiter(
+                &format!("{}.{}", upstream.name, kind.config_name()),
+                &policy.rate_limit,
+            ),
+            kind.label(),
+        )),
+        None => Arc::new(LocalQuota::new(kind, &policy.rate_limit, global)),
+    };
     let checks = signed.then(|| {
         let (bindings, pool) = (shared.bindings.clone(), shared.pool.clone());
         LocalChecksLayer::new(kind, &config.client_id, bindings, pool)

@@ -8,12 +8,12 @@ import yaml
 
 from checks import (
     assert_checksums, assert_container_security, assert_grace, assert_keys_from_secret,
-    assert_no_key_material, assert_pod_security, assert_probes, check_network_policy,
-    port_number, proxy_container,
+    assert_no_key_material, assert_pod_security, assert_probes, assert_redis_wiring,
+    check_network_policy, port_number, proxy_container,
 )
 from harness import (
-    API_KEY_HASH, APP_PEERS, AUTH, BASE, CHART, EGRESS_EXAMPLE, SINGPASS_CIDRS, case, config_of,
-    kinds, merge, one, render, validate_k8s,
+    API_KEY_HASH, APP_PEERS, AUTH, BASE, CHART, EGRESS_EXAMPLE, EGRESS_REDIS_EXAMPLE, SINGPASS_CIDRS,
+    case, config_of, effective, kinds, merge, one, render, validate_k8s,
 )
 
 
@@ -31,8 +31,20 @@ def egress_values(auth: str, hpa: bool, monitor: bool, netpol: bool, extra: dict
     )
 
 
+def expected_fallback(values: dict) -> int:
+    """fallback_replicas as the chart README promises it: redis.fallbackReplicas, else the most
+    replicas that can run (maxReplicas with the HPA, else replicaCount) plus the surge pod."""
+    v = effective(values)
+    if v["redis"]["fallbackReplicas"] is not None:
+        return v["redis"]["fallbackReplicas"]
+    hpa = v["autoscaling"]
+    return (hpa["maxReplicas"] if hpa["enabled"] else v["replicaCount"]) + 1
+
+
 def check_egress(docs, values: dict) -> None:
     """The egress manifests against what the values ask for."""
+    redis = effective(values)["redis"]
+    redis_on = bool(redis["url"] or redis["existingSecret"])
     hpa = values.get("autoscaling", {}).get("enabled", False)
     monitor = values.get("serviceMonitor", {}).get("enabled", False)
     netpol = values.get("networkPolicy", {}).get("enabled", True)
@@ -75,11 +87,18 @@ def check_egress(docs, values: dict) -> None:
         assert inbound["tls_cert_file"] == f"{mount['mountPath']}/tls.crt"
         assert inbound["client_ca_file"] == f"{mount['mountPath']}/ca.crt"
     assert ("replicas" in dep["spec"]) != hpa, "replicas must be left to the HPA exactly when it is on"
+    assert_redis_wiring(spec, c, config, effective(values), expected_fallback(values) if redis_on else None)
 
     svc = one(docs, "Service")
-    assert svc["spec"]["sessionAffinity"] == "ClientIP"
-    # A FAPI login spans login_ttl (10m) + the token's 30m on one replica.
-    assert svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 2400
+    # Without Redis a client must stay on the replica that holds its bindings; with Redis any
+    # replica serves it, and affinity is off unless asked for.
+    affinity = values.get("service", {}).get("sessionAffinity") or ("None" if redis_on else "ClientIP")
+    assert svc["spec"]["sessionAffinity"] == affinity, svc["spec"]
+    if affinity == "ClientIP":
+        # A FAPI login spans login_ttl (10m) + the token's 30m on one replica.
+        assert svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 2400
+    else:
+        assert "sessionAffinityConfig" not in svc["spec"], svc["spec"]
     pod_labels = pod["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items(), "Service selects no proxy pod"
     for p in svc["spec"]["ports"]:
@@ -100,7 +119,10 @@ def check_egress(docs, values: dict) -> None:
         assert sm["metadata"]["labels"].items() >= values["serviceMonitor"].get("labels", {}).items()
     if netpol:
         np = values["networkPolicy"]
-        check_network_policy(one(docs, "NetworkPolicy"), pod_labels, np["ingressFrom"], np["egressCIDRs"])
+        check_network_policy(
+            one(docs, "NetworkPolicy"), pod_labels, np["ingressFrom"], np["egressCIDRs"],
+            redis["networkPolicy"] if redis_on else None,
+        )
 
 
 for _auth, _hpa, _sm, _np in product(AUTH, (False, True), (False, True), (False, True)):
@@ -159,10 +181,11 @@ def _():
     assert "/etc/myinfo-proxy/extra-ca" in {m["mountPath"] for m in c["volumeMounts"]}
 
 
-@case("helm/examples/egress-values.yaml renders and validates")
+@case("helm/examples/egress-values.yaml and egress-redis-values.yaml render and validate")
 def _():
-    values = yaml.safe_load(EGRESS_EXAMPLE.read_text())
-    check_egress(render(values, release="myinfo-proxy", namespace="myinfo"), values)
+    for example in (EGRESS_EXAMPLE, EGRESS_REDIS_EXAMPLE):
+        values = yaml.safe_load(example.read_text())
+        check_egress(render(values, release="myinfo-proxy", namespace="myinfo"), values)
 
 
 @case("default image tag is the chart's appVersion")

@@ -18,7 +18,8 @@ import yaml
 from cases_egress import egress_values
 from cases_sidecar import vendored_example
 from harness import (
-    API_KEY, API_KEY_HASH, BASE, EGRESS_EXAMPLE, ROOT, Skip, case, config_of, merge, one, render,
+    API_KEY, API_KEY_HASH, BASE, EGRESS_EXAMPLE, EGRESS_REDIS_EXAMPLE, REDIS, ROOT, Skip, case,
+    config_of, merge, one, render,
 )
 
 
@@ -46,6 +47,14 @@ def materialize(binary: Path, docs, tmp: Path) -> Path:
     wanted = Path(config["keys"]["jwks_file"]).name
     if wanted != "private-jwks.json":
         (keys_dir / "private-jwks.json").rename(keys_dir / wanted)
+    seal = config.get("redis", {}).get("seal_keys_file")
+    if seal:
+        # What the seal-key Secret holds: a keyring of keys from `myinfo-proxy seal-key`.
+        keyring = [subprocess.run([binary, "seal-key"], check=True, capture_output=True, text=True).stdout.strip()
+                   for _ in range(2)]
+        dest = Path(seal.replace("/etc/myinfo-proxy/", f"{etc}/"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("\n".join(keyring) + "\n")
     pem_paths = [v for v in config.get("inbound", {}).values() if isinstance(v, str) and v.startswith("/etc/")]
     pem_paths += [config["tls"]["extra_ca_file"]] if "extra_ca_file" in config["tls"] else []
     if pem_paths:
@@ -110,6 +119,9 @@ def _():
     })
     cases["egress every option"] = render(every)
     cases["egress example"] = render(yaml.safe_load(EGRESS_EXAMPLE.read_text()))
+    cases["egress redis example"] = render(yaml.safe_load(EGRESS_REDIS_EXAMPLE.read_text()))
+    for form in REDIS:
+        cases[f"egress redis {form}"] = render(egress_values("api-key", True, False, True, {"redis": REDIS[form]}))
     with tempfile.TemporaryDirectory() as tmp:
         cases["example app"] = render({}, chart=vendored_example(Path(tmp)), release="shop")
     for name, docs in cases.items():
@@ -123,6 +135,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
+
+
+def wait_ready(proc: subprocess.Popen, admin_port: int, path: str, log: Path) -> None:
+    """Polls the readiness path until it answers 200; fails at once if the proxy exits."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if get(admin_port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert proc.poll() is None, f"the proxy exited: {log.read_text()}"
+        assert time.monotonic() < deadline, f"{path} never answered 200"
+        time.sleep(0.1)
 
 
 def get(port: int, path: str, headers: dict | None = None) -> tuple[int, str]:
@@ -157,16 +183,7 @@ def _():
         log = open(Path(tmp) / "proxy.log", "w+")
         proc = subprocess.Popen([binary, "serve", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    if get(admin_port, ready)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert proc.poll() is None, f"the proxy exited: {Path(tmp, 'proxy.log').read_text()}"
-                assert time.monotonic() < deadline, f"{ready} never answered 200"
-                time.sleep(0.1)
+            wait_ready(proc, admin_port, ready, Path(tmp) / "proxy.log")
             assert get(admin_port, live)[0] == 200, f"{live} is not 200"
             status, body = get(http_port, "/no-such-route")
             assert status == 401 and "AUTH_API_KEY_INVALID" in body, (status, body)

@@ -12,7 +12,7 @@ import helm_python as helm
 
 from cases_egress import egress_values
 from checks import assert_lint_clean
-from harness import BASE, CHART, case, merge, render
+from harness import BASE, CHART, REDIS, REDIS_URL_SECRET, SEAL_SECRET, case, merge, render
 
 
 def render_without_schema(values: dict):
@@ -35,6 +35,8 @@ def without(values: dict, *path: str) -> dict:
 
 
 EGRESS_OK = egress_values("api-key", False, False, True)
+REDIS_OK = merge(EGRESS_OK, {"redis": REDIS["url"]})
+REDIS_SECRET_OK = merge(EGRESS_OK, {"redis": REDIS["secret"]})
 BAD_VALUES = [
     # (name, values, refused by values.schema.json?, the templates' message or None where only
     # the schema can tell). Some rules (arithmetic, mutual exclusion with Helm's null handling)
@@ -57,6 +59,21 @@ BAD_VALUES = [
     ("a key env source in values", merge(BASE, {"config": {"keys": {"jwksEnv": "MYINFO_PROXY_JWKS"}}}), True, None),
     ("a typo in a value", merge(BASE, {"config": {"timeout": {"connect": "1s"}}}), True, None),
     ("a duration without a unit", merge(BASE, {"config": {"timeouts": {"connect": "3"}}}), True, None),
+    # Redis: egress only, one URL source, never a password in values, seal keys required.
+    ("redis values in sidecar mode", merge(BASE, {"mode": "sidecar", "redis": REDIS["url"]}), True, "redis.* is for egress mode"),
+    ("redis Secret in sidecar mode", merge(BASE, {"mode": "sidecar", "redis": REDIS["secret"]}), True, "redis.* is for egress mode"),
+    ("redis on without seal keys", merge(EGRESS_OK, {"redis": {"url": REDIS["url"]["url"]}}), True, "redis.sealKeys.existingSecret is required"),
+    ("redis Secret without seal keys", merge(EGRESS_OK, {"redis": {"existingSecret": REDIS_URL_SECRET}}), True, "redis.sealKeys.existingSecret is required"),
+    ("both redis.url and redis.existingSecret", merge(REDIS_OK, {"redis": {"existingSecret": REDIS_URL_SECRET}}), True, "not both"),
+    ("a redis URL with a password in values", merge(REDIS_OK, {"redis": {"url": "redis://:hunter2@redis:6379"}}), True, "carries a password"),
+    ("a redis URL with user and password in values", merge(REDIS_OK, {"redis": {"url": "rediss://default:hunter2@redis:6379/0"}}), True, "carries a password"),
+    ("a redis URL that is not redis://", merge(REDIS_OK, {"redis": {"url": "http://redis:6379"}}), True, "not a redis:// or rediss:// URL"),
+    ("seal keys without Redis", merge(EGRESS_OK, {"redis": {"sealKeys": {"existingSecret": SEAL_SECRET}}}), True, "is set but Redis is not"),
+    ("redis.fallbackReplicas 0", merge(REDIS_OK, {"redis": {"fallbackReplicas": 0}}), True, "at least 1"),
+    ("a redis.url port the NetworkPolicy blocks", merge(REDIS_OK, {"redis": {"url": "rediss://cache.example:6380"}}), False, "does not allow"),
+    ("a redis key prefix with a space", merge(REDIS_OK, {"redis": {"keyPrefix": "my prefix"}}), True, None),
+    ("a redis password in values", merge(REDIS_OK, {"redis": {"password": "hunter2"}}), True, None),
+    ("a seal key in values", merge(REDIS_OK, {"redis": {"sealKeys": {"keys": "c2VhbA"}}}), True, None),
 ]
 
 
@@ -94,7 +111,7 @@ for _name, _values, _in_schema, _message in BAD_VALUES:
 @case("the values the tests use as good are accepted by the schema and templates alike")
 def _():
     # Guards the refusal tests above: each bad case differs from an accepted one.
-    for values in (merge(BASE), EGRESS_OK):
+    for values in (merge(BASE), EGRESS_OK, REDIS_OK, REDIS_SECRET_OK):
         with helm.Chart.load(CHART) as chart:
             chart.validate_schema(values)
         render_without_schema(values)
@@ -110,7 +127,7 @@ def _():
         "global", "resources", "securityContext", "podSecurityContext", "affinity",
         "extraEnv[]", "tolerations[]", "topologySpreadConstraints[]", "imagePullSecrets[]",
         "networkPolicy.ingressFrom[]", "networkPolicy.metricsFrom[]", "networkPolicy.dnsTo[]",
-        "networkPolicy.extraEgress[]",
+        "networkPolicy.extraEgress[]", "redis.networkPolicy.to[]",
     }
     open_objects = []
 
@@ -141,9 +158,9 @@ def _():
 # ---- lint ------------------------------------------------------------------------------------------
 
 
-@case("helm lint --strict (sidecar and egress values, Kubernetes 1.30)")
+@case("helm lint --strict (sidecar, egress and egress with Redis values, Kubernetes 1.30)")
 def _():
-    for values in (merge(BASE), egress_values("mtls", True, True, True)):
+    for values in (merge(BASE), egress_values("mtls", True, True, True), REDIS_SECRET_OK):
         assert_lint_clean(helm.lint(CHART, values, strict=True, kube_version="v1.30.0"))
 
 

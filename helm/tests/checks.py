@@ -100,7 +100,9 @@ def proxy_container(containers: list[dict]) -> dict:
     return found[0]
 
 
-def check_network_policy(np: dict, pod_labels: dict, peers: list, cidrs: list) -> None:
+def check_network_policy(np: dict, pod_labels: dict, peers: list, cidrs: list, redis: dict | None = None) -> None:
+    """The policy's rules; `redis` is the expected egress rule to Redis ({ports, to}), or None
+    when there must be none."""
     spec = np["spec"]
     assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -111,10 +113,52 @@ def check_network_policy(np: dict, pod_labels: dict, peers: list, cidrs: list) -
     assert len(main) == 1 and main[0]["from"] == peers, spec["ingress"]
     admin = [r for r in spec["ingress"] if r["ports"] == [{"port": 9090, "protocol": "TCP"}]]
     assert len(admin) == 1 and "namespaceSelector" in admin[0]["from"][0], spec["ingress"]
-    dns, https = spec["egress"]
+    dns, https, *more = spec["egress"]
     assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")], dns
     assert [t["ipBlock"]["cidr"] for t in https["to"]] == cidrs, https
     assert https["ports"] == [{"port": 443, "protocol": "TCP"}], https
+    if redis is None:
+        assert not more, f"egress rules beyond DNS and Singpass: {more}"
+    else:
+        (to_redis,) = more
+        assert to_redis["ports"] == [{"port": p, "protocol": "TCP"} for p in redis["ports"]], to_redis
+        # No `to` is any destination on those ports; otherwise exactly the peers given.
+        assert to_redis.get("to", []) == redis["to"], to_redis
+
+
+REDIS_URL_ENV = "MYINFO_PROXY_REDIS_URL"
+REDIS_KEYS = {"url", "url_env", "key_prefix", "timeout", "fallback_replicas", "seal_keys_file"}
+
+
+def assert_redis_wiring(spec: dict, c: dict, config: dict, values: dict, fallback: int | None) -> None:
+    """[redis] in config.toml, the URL's env var and the seal-key volume, as the (effective)
+    values ask: all of it when redis.url or redis.existingSecret is set, none of it otherwise."""
+    r = values["redis"]
+    env = {e["name"]: e for e in c.get("env", [])}
+    seal_mounts = [m for m in c["volumeMounts"] if m["mountPath"].startswith("/etc/myinfo-proxy/seal")]
+    if not (r["url"] or r["existingSecret"]):
+        assert "redis" not in config, config["redis"]
+        assert REDIS_URL_ENV not in env and not seal_mounts, (env, seal_mounts)
+        return
+    red = config["redis"]
+    assert set(red) <= REDIS_KEYS, f"[redis] has {set(red) - REDIS_KEYS}: seal keys come only from the Secret file"
+    if r["url"]:
+        assert red["url"] == r["url"] and "url_env" not in red, red
+        assert REDIS_URL_ENV not in env, env
+    else:
+        assert "url" not in red and red["url_env"] == REDIS_URL_ENV, red
+        ref = env[REDIS_URL_ENV]
+        assert "value" not in ref, "the Redis URL (with its password) must come from the Secret"
+        assert ref["valueFrom"]["secretKeyRef"] == {"name": r["existingSecret"], "key": r["existingSecretKey"]}, ref
+    assert red["key_prefix"] == r["keyPrefix"] and red["timeout"] == r["timeout"], red
+    assert red["fallback_replicas"] == fallback, f"fallback_replicas {red['fallback_replicas']}, expected {fallback}"
+    (volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == r["sealKeys"]["existingSecret"]]
+    (mount,) = seal_mounts
+    assert mount["name"] == volume["name"] and mount.get("readOnly") is True, mount
+    assert "subPath" not in mount, mount
+    (item,) = volume["secret"]["items"]
+    assert item["key"] == r["sealKeys"]["key"], item
+    assert red["seal_keys_file"] == f"{mount['mountPath']}/{item['path']}", red
 
 
 def assert_lint_clean(report: dict) -> None:

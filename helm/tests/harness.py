@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "myinfo-proxy"
 EXAMPLE = ROOT / "helm" / "examples" / "app"
 EGRESS_EXAMPLE = ROOT / "helm" / "examples" / "egress-values.yaml"
+EGRESS_REDIS_EXAMPLE = ROOT / "helm" / "examples" / "egress-redis-values.yaml"
 CHART_README = CHART / "README.md"
 
 # The chart's floor (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
@@ -41,6 +42,13 @@ AUTH = {
 }
 APP_PEERS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}]
 SINGPASS_CIDRS = ["203.0.113.0/24", "198.51.100.16/28"]
+SEAL_SECRET = "myinfo-proxy-seal"
+REDIS_URL_SECRET = "myinfo-proxy-redis"
+# The two ways to name Redis: a URL without a password in values, or a Secret with the whole URL.
+REDIS = {
+    "url": {"url": "redis://redis-master.redis.svc.cluster.local:6379", "sealKeys": {"existingSecret": SEAL_SECRET}},
+    "secret": {"existingSecret": REDIS_URL_SECRET, "sealKeys": {"existingSecret": SEAL_SECRET}},
+}
 
 
 # ---- a tiny runner ------------------------------------------------------------------------------
@@ -60,6 +68,11 @@ def case(name):
         return fn
 
     return register
+
+
+def effective(values: dict) -> dict:
+    """The values a render sees: the chart's defaults (values.yaml) under the given ones."""
+    return merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
 
 
 def merge(*layers: dict) -> dict:
@@ -87,6 +100,14 @@ def render(values: dict, chart: Path = CHART, release: str = "rel", namespace: s
             continue
         docs.extend(d for d in yaml.safe_load_all(text) if d)
     return docs
+
+
+def render_notes(values: dict, release: str = "rel", namespace: str = "payments") -> str:
+    """NOTES.txt as `helm install` prints it after rendering."""
+    with helm.Chart.load(CHART) as loaded:
+        out = loaded.render(values, name=release, namespace=namespace, is_install=True)
+    (notes,) = [text for path, text in out.items() if path.endswith("NOTES.txt")]
+    return notes
 
 
 def kinds(docs) -> list[str]:

@@ -7,9 +7,10 @@
 Renders every mode and option combination with Helm's own library (helm-python-sdk), runs
 Helm lint, validates every manifest against the Kubernetes schemas (kubernetes-validate), and
 checks what an operator would check: security settings, probes, session affinity, grace
-period, checksums, key Secret use, NetworkPolicy rules, refusal of bad values, the example app
-chart of the chart README, and, when a myinfo-proxy binary is at hand, that the proxy accepts
-every rendered config.toml (`myinfo-proxy check-config`).
+period, checksums, key Secret use, NetworkPolicy rules, the Redis wiring (URL Secret, seal keys,
+fallback_replicas), NOTES warnings, refusal of bad values, the example app chart of the chart
+README, and, when a myinfo-proxy binary is at hand, that the proxy accepts every rendered
+config.toml (`myinfo-proxy check-config`) and serves it (with redis-server, against a real Redis).
 
 Exit status 0 when every case passed; the last line is "chart: N passed, N failed, N skipped".
 """
@@ -35,9 +36,11 @@ import helm_python as helm  # noqa: E402
 
 # Importing a module registers its cases, in this order.
 import cases_egress  # noqa: E402,F401
+import cases_redis  # noqa: E402,F401
 import cases_sidecar  # noqa: E402,F401
 import cases_values  # noqa: E402,F401
 import cases_runtime  # noqa: E402,F401
+import cases_redis_runtime  # noqa: E402,F401
 from harness import CASES, KUBE_VERSIONS, Skip  # noqa: E402
 
 

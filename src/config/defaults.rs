@@ -63,3 +63,7 @@ pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// `problem_doc_url`
 pub const PROBLEM_DOC_URL: &str =
     "https://github.com/myinfo-proxy/myinfo-proxy/blob/main/README.md#problem-codes";
+/// `redis.key_prefix`
+pub const REDIS_KEY_PREFIX: &str = "myinfo-proxy";
+/// `redis.timeout`
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(50);

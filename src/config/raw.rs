@@ -37,6 +37,8 @@ pub(crate) struct File {
     pub(crate) listener: super::listener::RawListeners,
     #[serde(default)]
     pub(crate) breaker: super::breaker::Raw,
+    #[serde(default)]
+    pub(crate) redis: Option<super::redis::RawRedis>,
 }
 
 #[derive(Deserialize, Default)]

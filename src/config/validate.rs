@@ -101,6 +101,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
     let jwks_on_main_listener = file.admin.jwks_on_main_listener.unwrap_or(false);
     let log_format = file.log.format.unwrap_or_default();
     let inbound = super::inbound::inbound(file.inbound, base, listen, &mut warnings)?;
+    let redis = super::redis::redis(file.redis, base)?;
     if file.upstream.is_empty() {
         return Err(ConfigError::new(
             "upstream",
@@ -157,6 +158,7 @@ pub(super) fn validate(file: raw::File, base: &Path) -> Result<Config, ConfigErr
         inbound,
         listeners,
         breaker: super::breaker::breaker(file.breaker)?,
+        redis,
         warnings,
     })
 }

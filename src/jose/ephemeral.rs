@@ -22,7 +22,14 @@ pub struct EphemeralKey {
     /// is built when a proof needs it (a josekit `Jwk` is about 1.3 KB; a proxy keeps one key
     /// per live binding).
     jkt: [u8; 43],
+    /// The private scalar, kept (32 bytes, wiped on drop) because ring cannot export a key
+    /// pair: a shared binding store seals it (see [`EphemeralKey::export_secret`]).
+    scalar: zeroize::Zeroizing<[u8; 32]>,
 }
+
+/// The length of [`EphemeralKey::export_secret`]: the 32-byte private scalar and the 65-byte
+/// uncompressed public point.
+const EPHEMERAL_SECRET_LEN: usize = 32 + 65;
 
 impl fmt::Debug for EphemeralKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,6 +48,46 @@ impl EphemeralKey {
             .map_err(|_| failed("generation failed"))?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|_| failed("not a P-256 key"))?;
+        let scalar = private_scalar(pkcs8.as_ref()).ok_or_else(|| failed("no private scalar"))?;
+        Self::with_pair(pair, rng, scalar)
+    }
+
+    /// The key's secret half, to be sealed by a shared binding store: the 32-byte private
+    /// scalar followed by the 65-byte public point. Wiped when dropped; never log it.
+    pub fn export_secret(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(EPHEMERAL_SECRET_LEN));
+        out.extend_from_slice(&self.scalar[..]);
+        out.extend_from_slice(self.signer.pair.public_key().as_ref());
+        out
+    }
+
+    /// Rebuilds a key from [`EphemeralKey::export_secret`]'s bytes (ring checks that the
+    /// scalar and the point belong together).
+    pub fn import_secret(secret: &[u8]) -> Result<Self, KeyError> {
+        let failed = || KeyError::Invalid("ephemeral key: not an exported P-256 key".into());
+        if secret.len() != EPHEMERAL_SECRET_LEN {
+            return Err(failed());
+        }
+        let (scalar, point) = secret.split_at(32);
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar,
+            point,
+            &rng,
+        )
+        .map_err(|_| failed())?;
+        let mut kept = zeroize::Zeroizing::new([0u8; 32]);
+        kept.copy_from_slice(scalar);
+        Self::with_pair(pair, rng, kept)
+    }
+
+    fn with_pair(
+        pair: EcdsaKeyPair,
+        rng: SystemRandom,
+        scalar: zeroize::Zeroizing<[u8; 32]>,
+    ) -> Result<Self, KeyError> {
+        let failed = |what: &str| KeyError::Invalid(format!("ephemeral key: {what}"));
         let jkt = thumbprint(&public_jwk(&pair)?).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let jkt = jkt
             .as_bytes()
@@ -52,6 +99,7 @@ impl EphemeralKey {
                 rng,
             },
             jkt,
+            scalar,
         })
     }
     /// The public JWK (`kty`, `crv`, `x`, `y` only) that goes in the proof header, built from
@@ -71,6 +119,19 @@ impl EphemeralKey {
     pub(crate) fn ring_pair(&self) -> (&EcdsaKeyPair, &SystemRandom) {
         (&self.signer.pair, &self.signer.rng)
     }
+}
+
+/// The private scalar of ring's P-256 PKCS#8 document (PKCS#8 around a SEC1 ECPrivateKey),
+/// read with the RustCrypto DER decoders.
+fn private_scalar(pkcs8: &[u8]) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    let info = pkcs8::PrivateKeyInfo::try_from(pkcs8).ok()?;
+    let sec1 = sec1::EcPrivateKey::try_from(info.private_key).ok()?;
+    let mut scalar = zeroize::Zeroizing::new([0u8; 32]);
+    if sec1.private_key.len() != 32 {
+        return None;
+    }
+    scalar.copy_from_slice(sec1.private_key);
+    Some(scalar)
 }
 
 /// The public JWK of a key pair: the uncompressed point is 0x04 || x (32 bytes) || y (32 bytes).

@@ -72,9 +72,22 @@ impl<'a> ProxyBuilder<'a> {
                 config.max_response_body,
             )),
         };
-        let bindings = self
-            .bindings
-            .unwrap_or_else(|| Arc::new(MemoryBindings::new(BINDINGS)));
+        // With [redis], bindings and quotas are shared by every replica. Without a runtime
+        // (check-config) the seal keys and the URL are still read, so a mistake is named now.
+        let redis = match (&config.redis, tokio::runtime::Handle::try_current()) {
+            (Some(_), Ok(_)) => crate::shared::SharedState::from_config(config)?.map(Arc::new),
+            (Some(redis), Err(_)) => {
+                crate::binding::SealKeyring::load(&redis.seal_keys)?;
+                redis.resolve_url()?;
+                None
+            }
+            (None, _) => None,
+        };
+        let bindings = match (self.bindings, &redis) {
+            (Some(own), _) => own,
+            (None, Some(redis)) => redis.bindings.clone() as Arc<dyn BindingStore>,
+            (None, None) => Arc::new(MemoryBindings::new(BINDINGS)),
+        };
         let nonces = Arc::new(MemoryNonces::default());
         let signing = Signing::with_keys(config, keys.clone(), bindings.clone(), nonces);
         let signing = Arc::new(signing);
@@ -83,6 +96,7 @@ impl<'a> ProxyBuilder<'a> {
             bindings,
             pool: EphemeralKeyPool::new(KEY_POOL),
             keys: keys.clone(),
+            redis,
         };
         let Built { edge, discoveries } = stack::build(config, &shared, upstream);
         let runtime = tokio::runtime::Handle::try_current().ok();

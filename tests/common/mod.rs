@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod logs;
+pub mod redis_server;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};

@@ -57,6 +57,7 @@ tls_key_file = {{ printf "%s/tls.key" $dir | toJson }}
 client_ca_file = {{ printf "%s/ca.crt" $dir | toJson }}
 {{- end }}
 {{- end }}
+{{- include "myinfo-proxy.redisToml" . }}
 
 [timeouts]
 {{ include "myinfo-proxy.tomlPairs" $c.timeouts }}

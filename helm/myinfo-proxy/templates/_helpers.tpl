@@ -85,6 +85,7 @@ chart's metadata (for the image's default tag).
 {{- define "myinfo-proxy.paths.keysDir" -}}/etc/myinfo-proxy/keys{{- end -}}
 {{- define "myinfo-proxy.paths.tlsDir" -}}/etc/myinfo-proxy/tls{{- end -}}
 {{- define "myinfo-proxy.paths.extraCaDir" -}}/etc/myinfo-proxy/extra-ca{{- end -}}
+{{- define "myinfo-proxy.paths.sealDir" -}}/etc/myinfo-proxy/seal{{- end -}}
 
 {{- /* preStopSleepSeconds + drainTimeoutSeconds + 10, or the value given (validated). */ -}}
 {{- define "myinfo-proxy.terminationGracePeriod" -}}
@@ -100,11 +101,21 @@ chart's metadata (for the image's default tag).
 
 {{- /*
 Checksums that roll the pods when the config or the Secrets' names change. The key Secret's
-content is not hashed: the proxy re-reads the key file, so a rotation needs no restart.
+content is not hashed: the proxy re-reads the key file, so a rotation needs no restart. (The
+Redis URL Secret is an env var and the seal keys are read at start: a change of their content
+needs a restart, which the chart README describes.)
 */ -}}
 {{- define "myinfo-proxy.checksumAnnotations" -}}
 checksum/config: {{ include "myinfo-proxy.configFile" . | sha256sum }}
-checksum/secrets: {{ printf "keys=%s/%s mtls=%s" .Values.keys.existingSecret .Values.keys.jwksKey (include "myinfo-proxy.mtlsSecret" .) | sha256sum }}
+checksum/secrets: {{ printf "keys=%s/%s mtls=%s%s" .Values.keys.existingSecret .Values.keys.jwksKey (include "myinfo-proxy.mtlsSecret" .) (include "myinfo-proxy.redisSecrets" .) | sha256sum }}
+{{- end -}}
+
+{{- /* The Redis Secrets' names and keys, in egress mode with Redis only ("" otherwise). */ -}}
+{{- define "myinfo-proxy.redisSecrets" -}}
+{{- if include "myinfo-proxy.redisOn" . -}}
+{{- $r := .Values.redis -}}
+{{- printf " redis=%s/%s seal=%s/%s" $r.existingSecret (ternary $r.existingSecretKey "" (not (empty $r.existingSecret))) $r.sealKeys.existingSecret $r.sealKeys.key -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* The mTLS Secret's name, in egress mode only ("" otherwise). */ -}}

@@ -17,6 +17,10 @@ Each takes a scope (see _helpers.tpl) and renders YAML list items.
   env:
     - name: RUST_LOG
       value: {{ $v.config.log.level | quote }}
+    {{- with include "myinfo-proxy.redisEnv" . }}
+    # The Redis URL with its password: from the Secret, never in config.toml.
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -72,6 +76,11 @@ Each takes a scope (see _helpers.tpl) and renders YAML list items.
       mountPath: {{ include "myinfo-proxy.paths.extraCaDir" . }}
       readOnly: true
     {{- end }}
+    {{- if include "myinfo-proxy.redisOn" . }}
+    - name: myinfo-proxy-seal
+      mountPath: {{ include "myinfo-proxy.paths.sealDir" . }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{- define "myinfo-proxy.podVolumes" -}}
@@ -108,5 +117,8 @@ Each takes a scope (see _helpers.tpl) and renders YAML list items.
       - key: {{ .key | default "ca.crt" }}
         path: {{ .key | default "ca.crt" }}
 {{- end }}
+{{- end }}
+{{- with include "myinfo-proxy.redisVolume" . }}
+{{ . }}
 {{- end }}
 {{- end -}}

@@ -26,6 +26,7 @@ one. values.schema.json says most of this too; these checks also hold with
 {{- end -}}
 {{- end -}}
 {{- $_ := include "myinfo-proxy.terminationGracePeriod" . -}}
+{{- include "myinfo-proxy.validateRedis" . -}}
 {{- if eq $v.mode "egress" -}}
 {{- include "myinfo-proxy.validateEgress" . -}}
 {{- end -}}
