@@ -133,7 +133,7 @@ pub async fn run(
         base: format!("http://{addr}"),
     };
     v4::flow(&app, &emulator, &private).await?;
-    v4::burst(&app).await?;
+    v4::burst(&app, &emulator).await?;
     fapi::login(&app, &emulator).await?;
     report::metrics_summary();
 
