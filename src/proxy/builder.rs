@@ -73,15 +73,11 @@ impl<'a> ProxyBuilder<'a> {
             )),
         };
         // With [redis], bindings and quotas are shared by every replica. Without a runtime
-        // (check-config) the seal keys and the URL are still read, so a mistake is named now.
+        // (check-config, which runs where the Secrets are not mounted) nothing connects, and
+        // the seal keys and the URL's env var are read only when serving.
         let redis = match (&config.redis, tokio::runtime::Handle::try_current()) {
             (Some(_), Ok(_)) => crate::shared::SharedState::from_config(config)?.map(Arc::new),
-            (Some(redis), Err(_)) => {
-                crate::binding::SealKeyring::load(&redis.seal_keys)?;
-                redis.resolve_url()?;
-                None
-            }
-            (None, _) => None,
+            _ => None,
         };
         let bindings = match (self.bindings, &redis) {
             (Some(own), _) => own,
