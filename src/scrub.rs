@@ -175,6 +175,18 @@ impl Secrets {
     }
 }
 
+/// The ids of an upstream error fit for any problem answer, also one given to another app's
+/// request (a throttle pauses every request of its route): each checked like
+/// [`Secrets::safe_id`], with every JOSE-shaped run redacted. The error log's scrubbed ids pass
+/// through unchanged; raw ones (a layer used without the error log) are checked here.
+pub(crate) fn checked_ids(id: Option<&str>, trace_id: Option<&str>) -> crate::error::UpstreamIds {
+    let none = Secrets::default();
+    crate::error::UpstreamIds {
+        id: id.map(|id| none.safe_id(id)),
+        trace_id: trace_id.map(|id| none.safe_id(id)),
+    }
+}
+
 /// The fields of an upstream error answer as they may be logged: parsed from a copy of the
 /// body's first [`BODY_PREFIX`] bytes in which the secrets of the app's request (`app`) and of
 /// the signed attempt (`attempt`: the [`Sent`] the inject layer attached to the answer) are

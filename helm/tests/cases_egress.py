@@ -148,6 +148,8 @@ def _():
             "config": {
                 "tls": {"roots": "both", "extraCaConfigMap": {"name": "corp-ca", "key": "bundle.pem"}},
                 "rateLimit": {"global": {"perSecond": 50, "burst": 60}},
+                "breaker": {"failures": 3, "openFor": "2s"},
+                "listener": {"main": {"maxConnections": 1000, "headerReadTimeout": "5s"}},
                 "upstreams": [
                     {
                         "name": "v4",
@@ -160,7 +162,8 @@ def _():
                         "kind": "singpass-fapi",
                         "issuer": "https://stg-id.singpass.gov.sg/fapi",
                         "loginTtl": "5m",
-                        "routes": {"token": {"rateLimit": {"perSecond": 5, "burst": 5}}},
+                        "routes": {"token": {"rateLimit": {"perSecond": 5, "burst": 5},
+                                             "timeouts": {"attempt": "20s", "overall": "40s"}}},
                     },
                 ],
             },
@@ -176,6 +179,13 @@ def _():
     v4, fapi = config["upstream"]
     assert v4["routes"]["person"] == {"decrypt": True, "retry": {"max_retries": 0}}, v4
     assert fapi["login_ttl"] == "5m" and fapi["routes"]["token"]["rate_limit"] == {"per_second": 5, "burst": 5}
+    assert fapi["routes"]["token"]["timeouts"] == {"attempt": "20s", "overall": "40s"}, fapi
+    # Values given override the chart's defaults key by key; the rest keep the proxy's defaults.
+    assert config["breaker"] == {"enabled": True, "failures": 3, "open_for": "2s", "max_open_for": "60s"}
+    assert config["listener"]["main"] == {
+        "header_read_timeout": "5s", "body_timeout": "15s", "idle_timeout": "60s", "max_connections": 1000,
+    }
+    assert config["listener"]["admin"]["max_connections"] == 64
     c = proxy_container(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"])
     assert c["image"] == "ghcr.io/myinfo-proxy/myinfo-proxy@sha256:" + "ab" * 32
     assert "/etc/myinfo-proxy/extra-ca" in {m["mountPath"] for m in c["volumeMounts"]}

@@ -105,6 +105,9 @@ def _():
         "config": {
             "tls": {"roots": "both", "extraCaConfigMap": {"name": "corp-ca"}},
             "rateLimit": {"global": {"perSecond": 50, "burst": 60}},
+            "breaker": {"enabled": False, "failures": 10, "openFor": "1s", "maxOpenFor": "30s"},
+            "listener": {"main": {"maxConnections": 256, "bodyTimeout": "5s"},
+                         "admin": {"idleTimeout": "30s"}},
             "problemDocUrl": "https://runbooks.example.com/myinfo-proxy",
             "upstreams": [
                 {"kind": "myinfo-v4", "baseUrl": "https://test.api.myinfo.gov.sg/com/v4",
@@ -112,7 +115,8 @@ def _():
                  "routes": {"person": {"decrypt": True, "retry": {"maxRetries": 0}},
                             "token": {"rateLimit": {"perSecond": 5, "burst": 5, "maxWait": "100ms"}}}},
                 {"kind": "singpass-fapi", "issuer": "https://stg-id.singpass.gov.sg/fapi",
-                 "routes": {"userinfo": {"decrypt": True}}},
+                 "routes": {"userinfo": {"decrypt": True},
+                            "token": {"timeouts": {"attempt": "15s", "overall": "25s"}}}},
                 {"kind": "singpass-ciba", "issuer": "https://stg-id.singpass.gov.sg"},
             ],
         },

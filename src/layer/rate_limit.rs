@@ -100,10 +100,8 @@ where
             let body = error_body(&mut res).clone();
             if is_throttle(&res, &body) {
                 let after = retry_after(res.headers(), SystemTime::now());
-                let ids = UpstreamIds {
-                    id: body.id,
-                    trace_id: body.trace_id,
-                };
+                // The ids reach the problems of other requests paused by this throttle.
+                let ids = crate::scrub::checked_ids(body.id.as_deref(), body.trace_id.as_deref());
                 quota.on_throttle(after, ids);
             } else {
                 quota.on_answer();

@@ -169,10 +169,10 @@ fn upstream_error(result: &Result<Response<Bytes>, BoxError>) -> Option<Upstream
         .ok()
         .filter(|r| r.status().as_u16() >= 400 && r.extensions().get::<NonceDemand>().is_none())?;
     let body = ErrorBody::of(res);
-    Some(UpstreamIds {
-        id: body.id.clone(),
-        trace_id: body.trace_id.clone(),
-    })
+    Some(crate::scrub::checked_ids(
+        body.id.as_deref(),
+        body.trace_id.as_deref(),
+    ))
 }
 
 /// A copy of the app's request for one more attempt: same method, target, headers, body and

@@ -75,6 +75,15 @@ client_ca_file = {{ printf "%s/ca.crt" $dir | toJson }}
 {{- end }}
 {{- end }}
 
+[breaker]
+{{ include "myinfo-proxy.tomlPairs" $c.breaker }}
+
+[listener.main]
+{{ include "myinfo-proxy.tomlPairs" $c.listener.main }}
+
+[listener.admin]
+{{ include "myinfo-proxy.tomlPairs" $c.listener.admin }}
+
 [tls]
 roots = {{ $c.tls.roots | toJson }}
 {{- with $c.tls.extraCaConfigMap }}
@@ -89,7 +98,7 @@ extra_ca_file = {{ printf "%s/%s" (include "myinfo-proxy.paths.extraCaDir" $) (.
 {{- range $route, $r := .routes }}
 
 [upstream.routes.{{ $route }}]
-{{- with (omit $r "retry" "rateLimit") }}
+{{- with (omit $r "retry" "rateLimit" "timeouts") }}
 {{ include "myinfo-proxy.tomlPairs" . }}
 {{- end }}
 {{- with $r.retry }}
@@ -100,6 +109,11 @@ extra_ca_file = {{ printf "%s/%s" (include "myinfo-proxy.paths.extraCaDir" $) (.
 {{- with $r.rateLimit }}
 
 [upstream.routes.{{ $route }}.rate_limit]
+{{ include "myinfo-proxy.tomlPairs" . }}
+{{- end }}
+{{- with $r.timeouts }}
+
+[upstream.routes.{{ $route }}.timeouts]
 {{ include "myinfo-proxy.tomlPairs" . }}
 {{- end }}
 {{- end }}

@@ -259,3 +259,34 @@ fn settings_without_quota_never_limit() {
     });
     assert_eq!(limiter.effective_rate(), 0.0);
 }
+
+/// A throttle's ids reach the problems of other apps' requests: an id that echoes a JWS, or is
+/// not an id at all, never does (the layer checks them even without the error log below it).
+#[tokio::test(start_paused = true)]
+async fn a_throttles_ids_are_checked_before_other_requests_see_them() {
+    let route = route("per_second = 10\nburst = 10\nmax_wait = \"0s\"", "");
+    let jws = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl";
+    let body = format!(
+        r#"{{"id":"{jws}","trace_id":"t 1\n<script>","error":"TOO_MANY_REQUESTS"}}"#
+    );
+    let mut svc = route
+        .layer()
+        .layer(tower::service_fn(move |_req: Request<Bytes>| {
+            let body = body.clone();
+            async move {
+                Ok::<_, BoxError>(
+                    Response::builder()
+                        .status(429)
+                        .header("retry-after", "2")
+                        .body(Bytes::from(body))
+                        .unwrap(),
+                )
+            }
+        }));
+    assert_eq!(send(&mut svc, request(&route)).await.unwrap().status(), 429);
+    let err = problem(send(&mut svc, request(&route)).await.unwrap_err());
+    assert_eq!(err.code, crate::error::ProblemCode::ProviderThrottled);
+    let ids = err.upstream.expect("the throttle's ids");
+    assert_eq!(ids.id.as_deref(), Some(crate::scrub::REDACTED));
+    assert_eq!(ids.trace_id.as_deref(), Some(crate::scrub::INVALID_ID));
+}
