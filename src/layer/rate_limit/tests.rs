@@ -266,9 +266,8 @@ fn settings_without_quota_never_limit() {
 async fn a_throttles_ids_are_checked_before_other_requests_see_them() {
     let route = route("per_second = 10\nburst = 10\nmax_wait = \"0s\"", "");
     let jws = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl";
-    let body = format!(
-        r#"{{"id":"{jws}","trace_id":"t 1\n<script>","error":"TOO_MANY_REQUESTS"}}"#
-    );
+    let body =
+        format!(r#"{{"id":"{jws}","trace_id":"t 1\n<script>","error":"TOO_MANY_REQUESTS"}}"#);
     let mut svc = route
         .layer()
         .layer(tower::service_fn(move |_req: Request<Bytes>| {
