@@ -152,6 +152,28 @@ impl Replicas {
     }
 }
 
+fn par_form(challenge: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid uinfin name")
+        .append_pair("state", "st-1")
+        .append_pair("nonce", "n-1")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("acr_values", "urn:singpass:authentication:loa:2")
+        .finish()
+}
+
+fn fapi_token_form(code: &str, verifier: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_verifier", verifier)
+        .finish()
+}
+
 fn person_path() -> String {
     format!("/com/v4/person/{SUB}?scope={}", SCOPE.replace(' ', "%20"))
 }
@@ -169,27 +191,13 @@ async fn v4_and_fapi_flows_spread_over_three_replicas_all_succeed() {
     let mut secrets = Vec::new();
     for i in 0..100 {
         let (verifier, challenge) = pkce();
-        let par_form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid uinfin name")
-            .append_pair("state", "st-1")
-            .append_pair("nonce", "n-1")
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("acr_values", "urn:singpass:authentication:loa:2")
-            .finish();
-        let par = r.form(i, "/fapi/par", par_form).await;
+        let par = r.form(i, "/fapi/par", par_form(&challenge)).await;
         assert_eq!(par.status, StatusCode::CREATED, "login {i}: {:?}", par.body);
         let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
         let code = r.emulator.authorize_par(&request_uri, FAPI_SUB).unwrap();
-        let token_form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("code", &code)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("code_verifier", &verifier)
-            .finish();
-        let token = r.form(i + 1, "/fapi/token", token_form).await;
+        let token = r
+            .form(i + 1, "/fapi/token", fapi_token_form(&code, &verifier))
+            .await;
         assert_eq!(token.status, StatusCode::OK, "login {i}: {:?}", token.body);
         let access = token.json()["access_token"].as_str().unwrap().to_owned();
         for hop in [2, 3] {
@@ -246,4 +254,38 @@ async fn one_v4_token_sent_to_two_replicas_at_once_reaches_singpass_once() {
         200,
         "each token reached the emulator once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_nonce_learned_at_one_replica_is_in_the_first_proof_of_the_others() {
+    let r = Replicas::start(3).await;
+    r.emulator.require_dpop_nonce(true);
+    // Replica 0 learns the nonce: its PAR is refused once (use_dpop_nonce) and repeated.
+    let (verifier, challenge) = pkce();
+    let par = r.form(0, "/fapi/par", par_form(&challenge)).await;
+    assert_eq!(par.status, StatusCode::CREATED, "{:?}", par.body);
+    let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
+    let code = r.emulator.authorize_par(&request_uri, FAPI_SUB).unwrap();
+    // Replicas 1 and 2 have never called Singpass: their first proofs carry that nonce.
+    let token = r
+        .form(1, "/fapi/token", fapi_token_form(&code, &verifier))
+        .await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
+    let access = token.json()["access_token"].as_str().unwrap().to_owned();
+    let info = r.bearer(2, "/fapi/userinfo", &access).await;
+    assert_eq!(info.status, StatusCode::OK, "{:?}", info.body);
+    let received = r.emulator.received();
+    let attempts = |route| received.iter().filter(|x| x.route == Some(route)).count();
+    assert_eq!(
+        (
+            attempts(EmulatorRoute::Par),
+            attempts(EmulatorRoute::FapiToken),
+            attempts(EmulatorRoute::Userinfo)
+        ),
+        (2, 1, 1),
+        "only replica 0's first PAR lacked the nonce"
+    );
+    let refused: Vec<_> = received.iter().filter(|x| x.status >= 400).collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].route, Some(EmulatorRoute::Par));
 }

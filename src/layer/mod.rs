@@ -20,7 +20,9 @@ pub(crate) use api_key::ApiKeyLayer;
 pub use breaker::{Breaker, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogLayer};
 pub use facts::{Bind, Outcome, RequestFacts};
-pub use inject::{Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceStore, Signing};
+pub use inject::{
+    Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceFuture, NonceStore, Signing,
+};
 pub(crate) use jwks::PublicJwksLayer;
 pub use local_checks::{LocalChecks, LocalChecksLayer};
 pub use metrics::{Metrics, MetricsLayer};
