@@ -271,4 +271,8 @@ impl BindingStore for RedisBindings {
     fn live_logins(&self) -> u64 {
         0
     }
+
+    fn where_bindings_live(&self) -> &'static str {
+        "bindings are kept in Redis, shared by every replica: a Redis that restarted empty, was flushed or evicted keys (maxmemory-policy) has lost them, and the app must run a new authorization"
+    }
 }
