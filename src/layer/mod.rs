@@ -28,6 +28,7 @@ pub use local_checks::{LocalChecks, LocalChecksLayer};
 pub use metrics::{Metrics, MetricsLayer};
 pub use rate_limit::{
     GlobalLimiter, LocalQuota, QuotaFuture, RateLimit, RateLimitLayer, RouteLimiter, RouteQuota,
+    ThrottleFuture,
 };
 pub(crate) use read_body::ReadBodyLayer;
 pub use rescue::{Rescue, RescueLayer};
