@@ -104,6 +104,11 @@ pub trait BindingStore: Send + Sync + 'static {
     fn live_bindings(&self) -> u64;
     /// How many login bindings are live (approximate; for metrics).
     fn live_logins(&self) -> u64;
+    /// Where bindings live, for the detail of `AUTH_TOKEN_UNKNOWN` / `AUTH_LOGIN_UNKNOWN`: what
+    /// else than "not issued here, or expired" an unknown token or login may mean.
+    fn where_bindings_live(&self) -> &'static str {
+        "bindings are kept in this replica's memory: with several replicas, share them through [redis]"
+    }
 }
 
 /// SHA-256 of a login's `code_challenge`: logins are keyed by 32 bytes whatever the app sent,

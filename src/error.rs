@@ -248,7 +248,8 @@ pub(crate) fn outcome_of(err: &BoxError) -> Option<&Outcome> {
 impl From<crate::binding::BindingError> for ProxyError {
     /// The store is down or slow: a short wait may help, so the app is told to try again in 1 s.
     fn from(err: crate::binding::BindingError) -> Self {
-        tracing::warn!(error = %err, "the binding store failed");
+        // Not a warning per request: the Redis circuit logs each outage once.
+        tracing::debug!(error = %err, "the binding store failed");
         Self::new(
             ProblemCode::SystemSharedStateUnavailable,
             "the proxy's shared binding store is unavailable; try again shortly",

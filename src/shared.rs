@@ -17,7 +17,7 @@ pub use quota::{SharedGlobalQuota, SharedQuota, SharedRouteLimiter};
 
 use crate::binding::{RedisBindings, SealKeyring};
 use crate::config::{Config, ConfigError, RateLimitSettings, RedisConfig};
-use circuit::Circuit;
+use circuit::{Circuit, Gate};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::Arc;
@@ -187,13 +187,36 @@ impl RedisClient {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let inner = &self.inner;
-        if !inner.circuit.allow() {
-            crate::metrics::redis_operation(operation, "circuit_open", None);
-            return Err(RedisUnavailable {
-                operation,
-                reason: "circuit open".into(),
-            });
+        match inner.circuit.allow() {
+            Gate::Closed => {}
+            Gate::Probe => self.probe().await?,
+            Gate::Open => {
+                crate::metrics::redis_operation(operation, "circuit_open", None);
+                return Err(RedisUnavailable {
+                    operation,
+                    reason: "circuit open".into(),
+                });
+            }
         }
+        self.timed(operation, f).await
+    }
+
+    /// While the circuit is open: a `PING` (which a stalled Redis may run later harmlessly)
+    /// before the operation that probes.
+    async fn probe(&self) -> Result<(), RedisUnavailable> {
+        self.timed("probe", |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    /// One call under the timeout: counted, and its outcome told to the circuit.
+    async fn timed<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, RedisUnavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let inner = &self.inner;
         let started = Instant::now();
         let result = tokio::time::timeout(inner.timeout, f(inner.conn.clone())).await;
         let took = Some(started.elapsed());

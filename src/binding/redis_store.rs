@@ -263,12 +263,21 @@ impl BindingStore for RedisBindings {
         })
     }
 
-    /// The bindings live in Redis, shared by every replica: this replica does not count them.
+    /// The bindings live in Redis, shared by every replica, and expire there by their TTL: no
+    /// replica sees them come and go, and counting them by prefix would take a SCAN of the
+    /// whole keyspace (DBSIZE counts every key of the database). So 0, as documented with the
+    /// `myinfo_proxy_key_bindings` metric: watch the binds made
+    /// (`myinfo_proxy_redis_operations_total{operation="bind_token"}`) and Redis's own key
+    /// counts (`INFO keyspace`) instead.
     fn live_bindings(&self) -> u64 {
         0
     }
 
     fn live_logins(&self) -> u64 {
         0
+    }
+
+    fn where_bindings_live(&self) -> &'static str {
+        "bindings are kept in Redis, shared by every replica: a Redis that restarted empty, was flushed or evicted keys (maxmemory-policy) has lost them, and the app must run a new authorization"
     }
 }

@@ -12,7 +12,7 @@ mod nonce;
 mod sign;
 
 pub use answer::Decrypt;
-pub use nonce::{MemoryNonces, NonceStore};
+pub use nonce::{MemoryNonces, NonceFuture, NonceStore};
 
 use crate::binding::BindingStore;
 use crate::config::{defaults, Config, ConfigError, RouteKind};
@@ -169,7 +169,7 @@ where
         Box::pin(async move {
             let facts = RequestFacts::of(&req)?.clone();
             let origin = nonce::origin(&facts.htu);
-            let used = signing.nonces.newest(&origin);
+            let used = signing.nonces.newest(&origin).await;
             let signed = sign::attempt(
                 req,
                 &facts,
@@ -186,7 +186,7 @@ where
             // it came with a demand or with a success.
             let fresh = nonce::handed_out(&res).map(str::to_owned);
             if let Some(fresh) = &fresh {
-                signing.nonces.remember(&origin, fresh);
+                signing.nonces.remember(&origin, fresh).await;
             }
             // A demand for a nonce this attempt did not have: mark it; the retry policy repeats
             // the attempt once, and the repeat picks the nonce up (rate-limited and logged like

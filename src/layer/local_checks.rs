@@ -193,7 +193,7 @@ impl Checks {
         self.bindings.login_key(code_challenge).await?.ok_or_else(|| {
             ProxyError::new(
                 ProblemCode::AuthLoginUnknown,
-                "no PAR with S256(code_verifier) as its code_challenge went through this proxy: send the login's PAR through this proxy's /par route (with several replicas, PAR and token must reach the same one), or the login expired (upstream.login_ttl)",
+                format!("no PAR with S256(code_verifier) as its code_challenge went through this proxy, or the login expired (upstream.login_ttl): send the login's PAR through this proxy's /par route ({})", self.bindings.where_bindings_live()),
             )
         })
     }
@@ -208,7 +208,7 @@ impl Checks {
             }
             TokenLookup::Unknown => Err(ProxyError::new(
                 ProblemCode::AuthTokenUnknown,
-                "this access token was not issued through this proxy, or its binding has expired; request the token through the proxy's token route (with several replicas, token and resource calls must reach the same one)",
+                format!("this access token was not issued through this proxy, or its binding has expired: request the token through the proxy's token route ({})", self.bindings.where_bindings_live()),
             )),
         }
     }

@@ -20,12 +20,15 @@ pub(crate) use api_key::ApiKeyLayer;
 pub use breaker::{Breaker, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogLayer};
 pub use facts::{Bind, Outcome, RequestFacts};
-pub use inject::{Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceStore, Signing};
+pub use inject::{
+    Decrypt, Inject, InjectLayer, MemoryNonces, NonceDemand, NonceFuture, NonceStore, Signing,
+};
 pub(crate) use jwks::PublicJwksLayer;
 pub use local_checks::{LocalChecks, LocalChecksLayer};
 pub use metrics::{Metrics, MetricsLayer};
 pub use rate_limit::{
     GlobalLimiter, LocalQuota, QuotaFuture, RateLimit, RateLimitLayer, RouteLimiter, RouteQuota,
+    ThrottleFuture,
 };
 pub(crate) use read_body::ReadBodyLayer;
 pub use rescue::{Rescue, RescueLayer};

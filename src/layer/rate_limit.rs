@@ -24,13 +24,18 @@ pub use local::{GlobalLimiter, LocalQuota};
 /// The future of [`RouteQuota::acquire`].
 pub type QuotaFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProxyError>> + Send + 'a>>;
 
+/// The future of [`RouteQuota::on_throttle`].
+pub type ThrottleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// A route's quota: where permits come from and where throttle signals go.
 pub trait RouteQuota: Send + Sync + 'static {
     /// Waits for a permit until `give_up_at`; past it, refuses with a 429 problem.
     fn acquire(&self, give_up_at: Instant) -> QuotaFuture<'_>;
     /// The upstream throttled an attempt: pause for `retry_after` (or a backoff) and slow down.
-    /// `ids` name the upstream error, for the problems of the requests refused meanwhile.
-    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds);
+    /// `ids` name the upstream error, for the problems of the requests refused meanwhile. The
+    /// throttle's answer goes back to the app once this is done, so a quota shared by replicas
+    /// has paused all of them by then.
+    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds) -> ThrottleFuture<'_>;
     /// The upstream answered an attempt without throttling it.
     fn on_answer(&self);
 }
@@ -102,7 +107,7 @@ where
                 let after = retry_after(res.headers(), SystemTime::now());
                 // The ids reach the problems of other requests paused by this throttle.
                 let ids = crate::scrub::checked_ids(body.id.as_deref(), body.trace_id.as_deref());
-                quota.on_throttle(after, ids);
+                quota.on_throttle(after, ids).await;
             } else {
                 quota.on_answer();
             }

@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::BoxError;
 use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
-use crate::layer::{MemoryNonces, Signing};
+use crate::layer::{MemoryNonces, NonceStore, Signing};
 use crate::stack::{self, Built, Shared};
 use crate::upstream::{tls_config, upstream_client, UpstreamService};
 use bytes::Bytes;
@@ -84,7 +84,11 @@ impl<'a> ProxyBuilder<'a> {
             (None, Some(redis)) => redis.bindings.clone() as Arc<dyn BindingStore>,
             (None, None) => Arc::new(MemoryBindings::new(BINDINGS)),
         };
-        let nonces = Arc::new(MemoryNonces::default());
+        // With [redis], a nonce one replica learns is in every replica's next proof.
+        let nonces: Arc<dyn NonceStore> = match &redis {
+            Some(redis) => redis.nonces.clone(),
+            None => Arc::new(MemoryNonces::default()),
+        };
         let signing = Signing::with_keys(config, keys.clone(), bindings.clone(), nonces);
         let signing = Arc::new(signing);
         let shared = Shared {

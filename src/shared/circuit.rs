@@ -2,6 +2,11 @@
 //! calls fail at once instead of each waiting out the timeout; then one call probes (one per
 //! `OPEN_FOR`, so that a probe whose caller gave up cannot keep the circuit shut), and its
 //! success closes the circuit again. Each outage is logged once, and so is each recovery.
+//!
+//! A probe is a `PING` sent ahead of the caller's own operation: a Redis that is stalled
+//! (SIGSTOP, a long fork, a full network buffer) runs what was queued when it resumes, and a
+//! queued `PING` changes nothing, where a queued one-time-token take would spend a token
+//! whose caller has already answered 503.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,6 +14,17 @@ use tokio::time::Instant;
 
 /// How long the circuit stays open before one call may probe.
 pub(crate) const OPEN_FOR: Duration = Duration::from_secs(1);
+
+/// What a call may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Closed: go ahead.
+    Closed,
+    /// Open, and this call's turn to probe: `PING` first, then go ahead if it answered.
+    Probe,
+    /// Open: fail at once.
+    Open,
+}
 
 #[derive(Debug)]
 pub(crate) struct Circuit {
@@ -31,18 +47,18 @@ impl Circuit {
     }
 
     /// Whether a call may go to Redis now.
-    pub(crate) fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> Gate {
         let mut s = self.lock();
         let now = Instant::now();
         match s.open_until {
-            None => true,
+            None => Gate::Closed,
             Some(until) if now >= until => {
                 // This call probes; the others keep failing at once until it answers, or
                 // until the next probe's turn.
                 s.open_until = Some(now + OPEN_FOR);
-                true
+                Gate::Probe
             }
-            Some(_) => false,
+            Some(_) => Gate::Open,
         }
     }
 
@@ -93,23 +109,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_on_failure_then_lets_one_probe_through() {
         let c = Circuit::new();
-        assert!(c.allow());
+        assert_eq!(c.allow(), Gate::Closed);
         c.failed("timeout");
-        assert!(!c.allow(), "open: fail at once");
+        assert_eq!(c.allow(), Gate::Open, "open: fail at once");
         tokio::time::advance(OPEN_FOR).await;
-        assert!(c.allow(), "half-open: one probe");
-        assert!(!c.allow(), "only one probe at a time");
+        assert_eq!(c.allow(), Gate::Probe, "half-open: one probe");
+        assert_eq!(c.allow(), Gate::Open, "only one probe at a time");
         tokio::time::advance(OPEN_FOR).await;
-        assert!(
+        assert_eq!(
             c.allow(),
+            Gate::Probe,
             "a probe whose caller gave up does not keep it shut"
         );
         c.failed("timeout");
-        assert!(!c.allow(), "the failed probe opens it again");
+        assert_eq!(c.allow(), Gate::Open, "the failed probe opens it again");
         tokio::time::advance(OPEN_FOR).await;
-        assert!(c.allow());
+        assert_eq!(c.allow(), Gate::Probe);
         c.succeeded();
-        assert!(c.allow() && c.allow(), "closed again");
+        assert_eq!(
+            (c.allow(), c.allow()),
+            (Gate::Closed, Gate::Closed),
+            "closed again"
+        );
         assert!(!c.is_open());
     }
 }

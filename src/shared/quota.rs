@@ -279,11 +279,16 @@ impl crate::layer::RouteQuota for SharedQuota {
         Box::pin(self.limiter.acquire(give_up_at, self.route))
     }
 
-    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds) {
-        // The pause is written to Redis in the background: the answer that carried the
-        // throttle goes back to the app at once, and the next attempt anywhere reads the pause.
-        let limiter = self.limiter.clone();
-        tokio::spawn(async move { limiter.on_throttle(retry_after, ids).await });
+    fn on_throttle(
+        &self,
+        retry_after: Option<Duration>,
+        ids: UpstreamIds,
+    ) -> crate::layer::ThrottleFuture<'_> {
+        // The pause is in Redis before the answer that carried the throttle goes back to the
+        // app (one call, bounded by redis.timeout): the app's next request, at any replica,
+        // is held back.
+        crate::metrics::rate_limit_pause(self.route);
+        Box::pin(self.limiter.on_throttle(retry_after, ids))
     }
 
     fn on_answer(&self) {

@@ -3,6 +3,7 @@
 
 pub mod logs;
 pub mod redis_server;
+pub mod replicas;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};

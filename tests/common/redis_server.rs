@@ -30,6 +30,16 @@ impl RedisServer {
             .local_addr()
             .ok()?
             .port();
+        let (child, dir) = Self::spawn(port)?;
+        let mut server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        server.until_ready().then_some(server)
+    }
+
+    fn spawn(port: u16) -> Option<(Child, tempfile::TempDir)> {
         let dir = tempfile::tempdir().ok()?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -47,22 +57,40 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs");
-        let mut server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
+        Some((child, dir))
+    }
+
+    /// Whether it answers PING within 10 s (false: it exited, or never answered).
+    fn until_ready(&mut self) -> bool {
         let give_up = Instant::now() + Duration::from_secs(10);
         while Instant::now() < give_up {
-            if server.child.try_wait().ok().flatten().is_some() {
-                return None;
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
             }
-            if server.ping() {
-                return Some(server);
+            if self.ping() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
+        false
+    }
+
+    /// SIGKILL (nothing is saved: it keeps no persistence anyway).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new, empty redis-server on the same port (after [`Self::kill`]).
+    pub fn restart_empty(&mut self) {
+        let (child, dir) = Self::spawn(self.port).expect("a temp dir");
+        self.child = child;
+        self._dir = dir;
+        assert!(
+            self.until_ready(),
+            "redis-server restarts on port {}",
+            self.port
+        );
     }
 
     pub fn url(&self) -> String {

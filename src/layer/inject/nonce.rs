@@ -5,18 +5,25 @@ use crate::upstream_answer::error_body;
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
+/// A boxed future of a [`NonceStore`] call.
+pub type NonceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Where the newest `DPoP-Nonce` of each upstream origin (`scheme://host:port`) is kept. Both
-/// calls are on the request path and must not block: a shared store answers from a local copy
-/// and writes through in the background.
+/// calls are on the request path, so a shared store answers from a local copy whenever it
+/// can: `newest` may wait for it the first time an origin is signed for (to pick up what other
+/// replicas learned), and `remember` only when the nonce changed (to tell them before the
+/// answer goes back). Neither may fail: a store that cannot be reached keeps its own copy.
 pub trait NonceStore: Send + Sync + 'static {
     /// The nonce to put in the next proof for `origin`, if the server ever gave one.
-    fn newest(&self, origin: &str) -> Option<String>;
+    fn newest<'a>(&'a self, origin: &'a str) -> NonceFuture<'a, Option<String>>;
     /// Keeps the nonce an answer from `origin` carried.
-    fn remember(&self, origin: &str, nonce: &str);
+    fn remember<'a>(&'a self, origin: &'a str, nonce: &'a str) -> NonceFuture<'a, ()>;
 }
 
 /// The nonces of this process, one per origin (a handful of origins: bounded by the config).
@@ -25,20 +32,24 @@ pub struct MemoryNonces {
     by_origin: Mutex<HashMap<String, String>>,
 }
 
+/// Answers at once: the future is ready when made.
 impl NonceStore for MemoryNonces {
-    fn newest(&self, origin: &str) -> Option<String> {
-        self.by_origin
+    fn newest<'a>(&'a self, origin: &'a str) -> NonceFuture<'a, Option<String>> {
+        let held = self
+            .by_origin
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(origin)
-            .cloned()
+            .cloned();
+        Box::pin(std::future::ready(held))
     }
 
-    fn remember(&self, origin: &str, nonce: &str) {
+    fn remember<'a>(&'a self, origin: &'a str, nonce: &'a str) -> NonceFuture<'a, ()> {
         let mut map = self.by_origin.lock().unwrap_or_else(|p| p.into_inner());
         if map.get(origin).map(String::as_str) != Some(nonce) {
             map.insert(origin.to_owned(), nonce.to_owned());
         }
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -127,13 +138,13 @@ mod tests {
         )));
     }
 
-    #[test]
-    fn keeps_the_newest_nonce_per_origin() {
+    #[tokio::test]
+    async fn keeps_the_newest_nonce_per_origin() {
         let store = MemoryNonces::default();
-        store.remember("https://a", "n1");
-        store.remember("https://a", "n2");
-        assert_eq!(store.newest("https://a").as_deref(), Some("n2"));
-        assert_eq!(store.newest("https://b"), None);
+        store.remember("https://a", "n1").await;
+        store.remember("https://a", "n2").await;
+        assert_eq!(store.newest("https://a").await.as_deref(), Some("n2"));
+        assert_eq!(store.newest("https://b").await, None);
         assert_eq!(
             handed_out(&res(200, &[("dpop-nonce", "n3")], "")),
             Some("n3")

@@ -1,7 +1,7 @@
 //! The local quota: each route's GCRA limiter (governor, on tokio's clock) and an optional
 //! global one over all routes, in this process's memory.
 
-use super::{QuotaFuture, RouteLimiter, RouteQuota};
+use super::{QuotaFuture, RouteLimiter, RouteQuota, ThrottleFuture};
 use crate::config::{Quota, RateLimitSettings, RouteKind};
 use crate::error::{ProblemCode, ProxyError, UpstreamIds};
 use governor::clock::Clock;
@@ -136,9 +136,10 @@ impl RouteQuota for LocalQuota {
         })
     }
 
-    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds) {
+    fn on_throttle(&self, retry_after: Option<Duration>, ids: UpstreamIds) -> ThrottleFuture<'_> {
         self.limiter.on_throttle(retry_after, ids);
         crate::metrics::rate_limit_pause(self.route.label());
+        Box::pin(std::future::ready(()))
     }
 
     fn on_answer(&self) {
