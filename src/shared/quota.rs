@@ -10,7 +10,7 @@ use super::RedisClient;
 use crate::config::{Quota, RateLimitSettings};
 use crate::error::{ProblemCode, ProxyError, UpstreamIds};
 use crate::layer::RouteLimiter;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,6 +62,8 @@ pub struct SharedRouteLimiter {
     last_throttle: Mutex<Option<UpstreamIds>>,
     /// The route's rate at the last reservation (f64 bits), for [`Self::effective_rate`].
     rate: AtomicU64,
+    /// True while the fallback limiter stands in for Redis.
+    on_fallback: AtomicBool,
 }
 
 /// What one reservation said.
@@ -106,6 +108,7 @@ impl SharedRouteLimiter {
             throttles: AtomicU32::new(0),
             last_throttle: Mutex::new(None),
             rate: AtomicU64::new(quota.map_or(0.0, |q| q.per_second).to_bits()),
+            on_fallback: AtomicBool::new(false),
         }
     }
 
@@ -119,7 +122,18 @@ impl SharedRouteLimiter {
     /// round trip; the fallback limiter while Redis is unreachable.
     pub async fn acquire(&self, give_up_at: Instant, route: &str) -> Result<(), ProxyError> {
         let max_wait = give_up_at.saturating_duration_since(Instant::now());
-        match self.reserve(max_wait).await {
+        let reserved = self.reserve(max_wait).await;
+        if reserved.is_ok() {
+            self.on_fallback.store(false, Ordering::Relaxed);
+        } else if !self.on_fallback.swap(true, Ordering::Relaxed) {
+            // Redis may have granted the whole burst just before it went away: the fallback
+            // starts empty, so that a window spanning the switch still keeps to the quota.
+            self.fallback.drain();
+            if let Some(global) = &self.global {
+                global.fallback.drain();
+            }
+        }
+        match reserved {
             Ok(Reservation::Granted(wait)) => {
                 if !wait.is_zero() {
                     crate::metrics::rate_limit_wait(route);

@@ -331,3 +331,14 @@ pub fn assert_no_secret_in(proxy: &Proxy, logs: &str, secrets: &[String]) {
         );
     }
 }
+
+/// How many Redis operations of this process ended with `outcome` (`ok`, `error`, `timeout`,
+/// `circuit_open`), over every operation, from the proxy's own metrics.
+pub fn redis_outcomes(outcome: &str) -> u64 {
+    let label = format!("outcome=\"{outcome}\"}}");
+    myinfo_proxy::metrics::render()
+        .lines()
+        .filter(|l| l.starts_with("myinfo_proxy_redis_operations_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

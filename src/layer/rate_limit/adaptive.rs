@@ -70,6 +70,20 @@ impl RouteLimiter {
         }
     }
 
+    /// Empties the bucket: a limiter taking over from another (the shared one, while Redis is
+    /// unreachable), which may just have granted its whole burst, starts from nothing. Bounded
+    /// by the configured burst.
+    pub(crate) fn drain(&self) {
+        let s = self.lock();
+        if let (Some(limiter), Some((_, burst))) = (&s.limiter, self.configured) {
+            for _ in 0..=burst {
+                if limiter.check().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
     /// The current effective rate (requests per second; 0 when unlimited).
     pub fn effective_rate(&self) -> f64 {
         self.lock().rate
