@@ -79,16 +79,21 @@ where
             let app_sent = Sent::capture(&req);
             let mut result = inner.call(req).await.map_err(Into::into);
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let kind = route;
             let route = route.label();
             match &mut result {
                 Ok(res) => {
                     let status = res.status().as_u16();
-                    crate::metrics::upstream_attempt(route, status);
+                    crate::metrics::upstream_attempt(kind, status);
                     let demand = res.extensions().get::<NonceDemand>().is_some();
                     // Every secret of this attempt is redacted from the fields before they are
                     // logged, and the layers above (retry, rate limit, access log) get the same
                     // scrubbed fields; the body itself passes on byte for byte.
                     let attempt_sent = res.extensions_mut().remove::<Sent>();
+                    if status < 400 && !demand {
+                        // A plain answer: no error fields to read, log or scrub.
+                        return result;
+                    }
                     if status >= 400 {
                         let scrubbed = loggable_error_body(res, &app_sent, attempt_sent.as_ref());
                         res.extensions_mut().insert(scrubbed);
@@ -124,7 +129,7 @@ where
                     }
                 }
                 Err(e) if !is_local_decision(e) => {
-                    crate::metrics::upstream_attempt(route, 0);
+                    crate::metrics::upstream_attempt(kind, 0);
                     crate::metrics::upstream_error(route, 0, error_class(e));
                     tracing::warn!(
                         target: TARGET,

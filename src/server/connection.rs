@@ -99,7 +99,8 @@ pub(super) async fn drive<S, H, F>(
                 crate::deadline::saturating_add(Instant::now(), shared.limits.body_timeout);
             let (parts, body) = req.into_parts();
             let (body, expired) = DeadlineBody::new(body, body_by);
-            let path = parts.uri.path().to_owned();
+            // For a 408 only; the clone shares the request's bytes.
+            let uri = parts.uri.clone();
             let answer = (shared.handler)(Request::from_parts(parts, body));
             let doc_url = shared.doc_url.clone();
             async move {
@@ -107,7 +108,7 @@ pub(super) async fn drive<S, H, F>(
                 drop(in_flight);
                 let late = expired.is_some_and(|e| e.load(Ordering::Relaxed));
                 Ok::<_, std::convert::Infallible>(if late {
-                    timed_out(&res, &path, doc_url.as_deref())
+                    timed_out(&res, uri.path(), doc_url.as_deref())
                 } else {
                     res
                 })
