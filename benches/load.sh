@@ -486,7 +486,7 @@ RSS_MIB=$(mib "$HWM_AFTER")
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`bash benches/load.sh\` (BENCH_SECONDS=$SECONDS_PER_RUN, BENCH_LOGINS=$LOGINS)"
     echo "- machine: nproc $CORES, $(lscpu | sed -n 's/^Model name: *//p' | head -n1), kernel $(uname -r)"
     echo "- code: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] && echo ' (src/ with uncommitted changes)'); $("$NGINX" -v 2>&1 | sed 's/.*: //'); HAProxy $("$HAPROXY" -v | head -n1 | awk '{print $3}'); $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}'); $(rustc --version | awk '{print $1, $2}')"
-    echo "- pinning: $PINNING; nginx with 1 worker, HAProxy with 1 thread, myinfo-proxy and the bare proxy with 1 tokio worker each (their affinity mask); wrk -t1 -c1 and -t2 -c32, ${SECONDS_PER_RUN} s each after a 1 s warm-up"
+    echo "- pinning: $PINNING; nginx with 1 worker, HAProxy with 1 thread, myinfo-proxy and the bare proxy on a current-thread tokio runtime each (one CPU in their affinity mask); wrk -t1 -c1 and -t2 -c32, ${SECONDS_PER_RUN} s each after a 1 s warm-up"
     echo "- server CPU: utime+stime from /proc/<pid>/stat over the run / requests: (a) the upstream nginx worker, (b) the proxy-nginx worker, (c)/(d) the whole myinfo-proxy process, (e) the HAProxy process, (f) the whole bare proxy process; the upstream column is the upstream nginx worker in the same run"
     echo
     echo "| row | path | conns | req/s | p50 µs | p99 µs | server CPU µs/req | upstream CPU µs/req | server peak RSS (VmHWM) | socket errors / non-2xx |"

@@ -78,7 +78,7 @@ where
             let started = Instant::now();
             let app_sent = Sent::capture(&req);
             let mut result = inner.call(req).await.map_err(Into::into);
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
             let kind = route;
             let route = route.label();
             match &mut result {
@@ -108,7 +108,7 @@ where
                             upstream_id = body.id.as_deref().unwrap_or(""),
                             trace_id = body.trace_id.as_deref().unwrap_or(""),
                             error = "use_dpop_nonce",
-                            latency_ms,
+                            latency_ms = latency_ms(),
                             "upstream asked for a DPoP nonce; signing once more with it"
                         );
                     } else if status >= 400 {
@@ -123,7 +123,7 @@ where
                             error = body.error.as_deref().unwrap_or(""),
                             error_description = body.error_description.as_deref().unwrap_or(""),
                             body_excerpt = body.excerpt.as_deref().unwrap_or(""),
-                            latency_ms,
+                            latency_ms = latency_ms(),
                             "upstream error answer"
                         );
                     }
@@ -137,7 +137,7 @@ where
                         status = 0u16,
                         error_class = error_class(e),
                         error = %error_chain(e.as_ref()),
-                        latency_ms,
+                        latency_ms = latency_ms(),
                         "upstream attempt failed without an answer"
                     );
                 }
