@@ -484,6 +484,10 @@ if [ "$PARTIAL" = 1 ]; then # the chosen rows only, and the ratios among them; n
     if want c && want f; then
         echo "passthrough vs the bare hyper-util proxy (32 conns): CPU/req $(ratio "${RESULT[c,32,cpu]}" "${RESULT[f,32,cpu]}")x"
     fi
+    if want bindings; then
+        echo
+        echo "bindings: $LOGINS_OK logins ok, $LOGINS_FAILED failed; VmRSS before (idle, after one login) $(mib "$RSS_BEFORE") MiB, after $(mib "$RSS_AFTER") MiB, VmHWM $(mib "$HWM_AFTER") MiB"
+    fi
     exit 0
 fi
 
