@@ -15,7 +15,8 @@
 #
 # Each row runs at 1 and 32 connections for BENCH_SECONDS (default 10) seconds. BENCH_ROWS picks
 # rows (e.g. BENCH_ROWS="b f c" for a quick passthrough comparison; default "a b e f c d bindings
-# sign", i.e. everything); a partial run prints its rows and leaves BENCHMARKS.md alone. The server under
+# sign", i.e. everything); a partial run prints its rows and leaves BENCHMARKS.md alone.
+# BENCH_BIN runs that myinfo-proxy binary instead of building one (A/B runs of two builds). The server under
 # test and the upstream nginx run on core 0, wrk and the login driver on core 1 (taskset), when
 # the machine has two cores or more. The script installs nginx, HAProxy and wrk from Debian if missing,
 # builds the release binary and the bench helpers, prints a markdown report and writes it into
@@ -80,14 +81,14 @@ fi
 # ---------------------------------------------------------------- build
 say "building the release binary and the bench helpers"
 cd "$ROOT"
-cargo build --release --bin myinfo-proxy >&2
+if [ -z "${BENCH_BIN:-}" ]; then cargo build --release --bin myinfo-proxy >&2; fi
 exes=$(cargo bench --no-run --bench logins --bench jose --bench bare_proxy --message-format=json 2>/dev/null \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 LOGIN_DRIVER=$(grep '/logins-' <<<"$exes" | head -n1)
 JOSE_BENCH=$(grep '/jose-' <<<"$exes" | head -n1)
 BARE_PROXY=$(grep '/bare_proxy-' <<<"$exes" | head -n1)
 [ -x "$LOGIN_DRIVER" ] && [ -x "$JOSE_BENCH" ] && [ -x "$BARE_PROXY" ] || die "could not build the bench helpers (cargo bench --no-run)"
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/myinfo-proxy
+BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/myinfo-proxy}
 [ -x "$BIN" ] || die "no release binary at $BIN"
 
 # ---------------------------------------------------------------- workspace and cleanup
