@@ -3,8 +3,9 @@
 //! accepts with hyper-util's auto server (HTTP/1.1 and h2c, `TCP_NODELAY`), reads the request
 //! body into `Bytes` (the proxy buffers it so that retries can replay it), forwards over
 //! hyper-util's pooled legacy client to one upstream, and buffers the answer (the proxy reads
-//! error bodies). Same tokio runtime as `myinfo-proxy serve` (multi-threaded, one worker per
-//! CPU in its affinity mask). No layers, no logging, no metrics.
+//! error bodies). Same tokio runtime as `myinfo-proxy serve` (current-thread when its affinity
+//! mask has one CPU, else multi-threaded with one worker per CPU). No layers, no logging, no
+//! metrics.
 //!
 //! Configured by environment, loopback only, bounded in time: `BARE_PROXY_LISTEN`
 //! (`127.0.0.1:PORT`; unset: print a note and exit 0, so that a plain `cargo bench` passes),
@@ -49,7 +50,17 @@ fn main() {
         v.parse().expect("BARE_PROXY_SECONDS: whole seconds")
     });
 
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // The same runtime as `myinfo-proxy serve`: current-thread with one core to use,
+    // multi-thread (one worker per core) with more.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let runtime = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .expect("tokio runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let mut connector = HttpConnector::new();

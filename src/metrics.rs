@@ -1,11 +1,12 @@
 //! Prometheus metrics, every name prefixed `myinfo_proxy_`. Labels hold only fixed sets of
 //! values (route labels, status codes, outcome words): never a token, key, user id or path.
 
+use crate::config::RouteKind;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 struct Metrics {
@@ -157,23 +158,76 @@ pub fn render() -> String {
     String::from_utf8(out).expect("UTF-8")
 }
 
-/// An app request answered.
-pub(crate) fn request(route: &str, status: u16, took: Duration) {
-    let m = &*METRICS;
-    m.requests
-        .with_label_values(&[route, status_label(status)])
+/// An app request answered (`route` None: refused before routing, `route="none"`).
+pub(crate) fn request(route: Option<RouteKind>, status: u16, took: Duration) {
+    let series = RouteSeries::of(route);
+    series
+        .requests
+        .get(&METRICS.requests, series.label, status)
         .inc();
-    m.request_duration
-        .with_label_values(&[route])
+    series
+        .duration
+        .get_or_init(|| METRICS.request_duration.with_label_values(&[series.label]))
         .observe(took.as_secs_f64());
 }
 
 /// One upstream attempt finished (status 0: no answer).
-pub(crate) fn upstream_attempt(route: &str, status: u16) {
-    METRICS
-        .upstream_attempts
-        .with_label_values(&[route, status_label(status)])
+pub(crate) fn upstream_attempt(route: RouteKind, status: u16) {
+    let series = RouteSeries::of(Some(route));
+    series
+        .attempts
+        .get(&METRICS.upstream_attempts, series.label, status)
         .inc();
+}
+
+/// The per-request series of one route, resolved once: counting a request hashes no label
+/// and takes no lock (prometheus's `with_label_values` does both).
+struct RouteSeries {
+    label: &'static str,
+    duration: OnceLock<Histogram>,
+    requests: ByStatus,
+    attempts: ByStatus,
+}
+
+/// Every route, and "none" last.
+static ROUTES: LazyLock<Vec<RouteSeries>> = LazyLock::new(|| {
+    RouteKind::ALL
+        .iter()
+        .map(|r| r.label())
+        .chain(["none"])
+        .map(|label| RouteSeries {
+            label,
+            duration: OnceLock::new(),
+            requests: ByStatus::default(),
+            attempts: ByStatus::default(),
+        })
+        .collect()
+});
+
+impl RouteSeries {
+    fn of(route: Option<RouteKind>) -> &'static Self {
+        let index = route.map_or(RouteKind::ALL.len(), |r| r as usize);
+        &ROUTES[index]
+    }
+}
+
+/// One counter per status label (0, 100..=599, other), made when first used; the table is
+/// allocated the first time the route counts anything.
+#[derive(Default)]
+struct ByStatus(OnceLock<Box<[OnceLock<IntCounter>]>>);
+
+impl ByStatus {
+    fn get(&self, vec: &IntCounterVec, route: &str, status: u16) -> &IntCounter {
+        let cells = self
+            .0
+            .get_or_init(|| (0..=600).map(|_| OnceLock::new()).collect());
+        let label = status_label(status);
+        let index = match status {
+            0 | 100..=599 => usize::from(status),
+            _ => 600,
+        };
+        cells[index].get_or_init(|| vec.with_label_values(&[route, label]))
+    }
 }
 
 /// One upstream attempt failed.

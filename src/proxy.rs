@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 mod builder;
 
@@ -155,6 +154,11 @@ impl Proxy {
         self.keys.current().public_jwks()
     }
 
+    /// The assembled stack (what the listener calls for every request).
+    pub(crate) fn edge(&self) -> &EdgeService {
+        &self.edge
+    }
+
     /// Every route: its method, the local path the app calls, and where it goes upstream.
     pub fn routes(&self) -> &[RouteLine] {
         &self.routes
@@ -163,39 +167,59 @@ impl Proxy {
     /// Answers one HTTP request from the app, reading its body only once its headers passed.
     /// Never fails: every problem is a problem+json answer.
     pub async fn handle(&self, req: Request<crate::server::RequestBody>) -> Response<Full<Bytes>> {
-        let res = self.answer(req.map(Either::Left)).await;
-        let (parts, body) = res.into_parts();
-        Response::from_parts(parts, Full::new(body))
+        answer(&self.edge, req.map(Either::Left))
+            .await
+            .map(Full::new)
     }
 
     /// Answers one app request whose body is already read; its URI is the local path (and
     /// query) the app calls, e.g. `/com/v4/token`. Never fails.
     pub async fn call_buffered(&self, req: Request<Bytes>) -> Response<Bytes> {
-        self.answer(req.map(|body| Either::Right(Full::new(body))))
-            .await
+        answer(&self.edge, req.map(|body| Either::Right(Full::new(body)))).await
     }
+}
 
-    async fn answer(&self, req: Request<crate::stack::AppBody>) -> Response<Bytes> {
-        let res = self
-            .edge
-            .clone()
-            .oneshot(req)
-            .await
-            .unwrap_or_else(|never| match never {});
+/// The edge's answer to one app request, its body read (the stack holds it whole already).
+/// The future holds no borrow, so that it is `Send` for any caller.
+pub(crate) fn answer(
+    edge: &EdgeService,
+    req: Request<crate::stack::AppBody>,
+) -> impl Future<Output = Response<Bytes>> + Send + 'static {
+    let answer = edge.call_shared(req);
+    async move {
+        let res = answer.await.unwrap_or_else(|never| match never {});
         let (parts, body) = res.into_parts();
         Response::from_parts(parts, whole(body).await)
     }
 }
 
-/// An answer's body, which the stack already holds whole in memory.
-async fn whole(body: AnswerBody) -> Bytes {
-    match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            tracing::error!(error = %e, "an answer's body could not be read");
-            Bytes::new()
+/// An answer's body, which the stack already holds whole in memory: its one data frame, as
+/// it is (`collect` would first put it in a list of buffers).
+async fn whole(mut body: AnswerBody) -> Bytes {
+    let mut first = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers: none here, and nothing to keep
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "an answer's body could not be read");
+                return Bytes::new();
+            }
+        };
+        match &mut joined {
+            None if first.is_empty() => first = data,
+            None => {
+                let mut all = bytes::BytesMut::from(&first[..]);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+            Some(all) => all.extend_from_slice(&data),
         }
     }
+    joined.map_or(first, bytes::BytesMut::freeze)
 }
 
 /// The proxy as a tower service: app requests (by local path) in, answers out, never an error.
@@ -209,8 +233,8 @@ impl tower::Service<Request<Bytes>> for Proxy {
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let proxy = self.clone();
-        Box::pin(async move { Ok(proxy.call_buffered(req).await) })
+        let answer = answer(&self.edge, req.map(|body| Either::Right(Full::new(body))));
+        Box::pin(async move { Ok(answer.await) })
     }
 }
 

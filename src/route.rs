@@ -16,11 +16,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt as _;
 
 /// One route's stack: the app's request (its URI already the upstream URL) in, the answer out.
-pub(crate) type RouteService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
+pub(crate) type RouteService = crate::stack::ArcService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 /// A route and the stack that serves it.
 pub(crate) struct RouteEntry {
@@ -182,7 +181,7 @@ impl tower::Service<Request<Bytes>> for Router {
                 Err((Some(kind), e)) => return Err(annotate(e.into(), |o| o.route = Some(kind))),
                 Err((None, e)) => return Err(e.into()),
             };
-            let result = match upstream_request(req, &destination, deadline).await {
+            let result = match upstream_request(req, destination, deadline).await {
                 Ok(req) => stack.oneshot(req).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not resolve the route's upstream URL");
@@ -213,8 +212,8 @@ struct Routed {
 
 /// Where one request goes: the upstream URL (without query) and the assertion audience.
 struct Target {
-    url: String,
-    aud: String,
+    url: Arc<str>,
+    aud: Arc<str>,
 }
 
 /// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
@@ -229,21 +228,24 @@ enum Destination {
 
 impl Destination {
     /// The URL and audience, fetching discovery if it was never fetched.
-    async fn resolve(&self) -> Result<Target, ProxyError> {
+    async fn resolve(self) -> Result<Target, ProxyError> {
         match self {
-            Self::Fixed(url) => Ok(Target {
-                url: url.clone(),
-                aud: url.clone(),
-            }),
-            Self::Discovered(discovery, endpoint) => {
-                let metadata: Arc<Metadata> = discovery.metadata().await?;
-                let url = metadata.endpoint(*endpoint)?.to_owned();
+            Self::Fixed(url) => {
+                let url: Arc<str> = url.into();
                 Ok(Target {
+                    aud: url.clone(),
                     url,
-                    aud: metadata.issuer.trim_end_matches('/').to_owned(),
                 })
             }
-            Self::Refused(refused) => Err(refused.clone()),
+            Self::Discovered(discovery, endpoint) => {
+                let metadata: Arc<Metadata> = discovery.metadata().await?;
+                let url = metadata.endpoint(endpoint)?.into();
+                Ok(Target {
+                    url,
+                    aud: metadata.issuer.trim_end_matches('/').into(),
+                })
+            }
+            Self::Refused(refused) => Err(refused),
         }
     }
 }
@@ -252,16 +254,20 @@ impl Destination {
 /// HTTP/1.1 (the client negotiates), no hop-by-hop headers, and the request's facts.
 async fn upstream_request(
     req: Request<Bytes>,
-    destination: &Destination,
+    destination: Destination,
     deadline: tokio::time::Instant,
 ) -> Result<Request<Bytes>, ProxyError> {
     let target = destination.resolve().await?;
     let (mut parts, body) = req.into_parts();
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{}?{q}", target.url),
-        None => target.url.clone(),
-    };
-    parts.uri = uri.parse().map_err(|_| {
+    let mut uri =
+        String::with_capacity(target.url.len() + parts.uri.query().map_or(0, |q| q.len() + 1));
+    uri.push_str(&target.url);
+    if let Some(q) = parts.uri.query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    // From the String itself: its bytes become the URI's, uncopied.
+    parts.uri = http::Uri::try_from(uri).map_err(|_| {
         ProxyError::new(
             ProblemCode::ValidationInvalidParameter,
             "the request path or query is not a valid URI",
@@ -278,8 +284,12 @@ async fn upstream_request(
 }
 
 /// Drops the RFC 9110 section 7.6.1 connection-specific headers and any the `Connection`
-/// header names (a proxy's own duty; tower-http has no layer for it).
+/// header names (a proxy's own duty; tower-http has no layer for it). One pass over the names
+/// finds them; a request or answer without any (the usual case) is left as it is.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -290,20 +300,23 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
+
+/// The connection-specific headers of RFC 9110 section 7.6.1 (and two old ones).
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// The discovery endpoint a route calls (None: its URL comes from config).
 pub(crate) fn endpoint(kind: RouteKind) -> Option<Endpoint> {

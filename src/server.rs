@@ -91,9 +91,11 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         drain: Duration,
     ) -> std::io::Result<()> {
+        // Only the edge is needed per request (not a clone of the whole `Proxy`).
+        let edge = proxy.edge().clone();
         let handler = move |req: Request<RequestBody>| {
-            let proxy = proxy.clone();
-            async move { proxy.handle(req).await }
+            let answer = crate::proxy::answer(&edge, req.map(http_body_util::Either::Left));
+            async move { answer.await.map(Full::new) }
         };
         self.serve(listener, handler, shutdown, drain).await
     }

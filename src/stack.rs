@@ -24,8 +24,8 @@ use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
 use crate::layer::{
     AccessLog, ApiKeyLayer, BreakerLayer, Decrypt, ErrorLogLayer, GlobalLimiter, InjectLayer,
-    LocalChecksLayer, LocalQuota, MetricsLayer, PublicJwksLayer, RateLimitLayer, ReadBodyLayer,
-    RequestSpan, RescueLayer, RetryLayer, RetryPolicy, RouteQuota, Signing,
+    LocalChecksLayer, LocalQuota, MakeRequestIds, MetricsLayer, PublicJwksLayer, RateLimitLayer,
+    ReadBodyLayer, RequestSpan, RescueLayer, RetryLayer, RetryPolicy, RouteQuota, Signing,
 };
 use crate::route::{Mount, RouteEntry, RouteService, Router};
 use crate::shared::SharedQuota;
@@ -33,27 +33,33 @@ use crate::upstream::UpstreamService;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, Request, Response};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{Either, Full};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::retry::budget::TpsBudget;
 use tower::timeout::TimeoutLayer;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::classify::{NeverClassifyEos, ServerErrorsFailureClass};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 /// An app request's body: streamed from a connection, or already in memory (in process).
 pub(crate) type AppBody = Either<crate::server::RequestBody, Full<Bytes>>;
-/// An answer's body as the edge gives it (always whole in memory underneath).
-pub(crate) type AnswerBody = UnsyncBoxBody<Bytes, BoxError>;
+/// An answer's body as the edge gives it (always whole in memory underneath): the one box
+/// tower-http's catch-panic layer puts it in, inside the trace layer's wrapper (named, not
+/// boxed a second time).
+pub(crate) type AnswerBody = tower_http::trace::ResponseBody<
+    tower_http::body::UnsyncBoxBody<Bytes, BoxError>,
+    NeverClassifyEos<ServerErrorsFailureClass>,
+    (),
+    (),
+    (),
+>;
 /// The assembled proxy: an app request in, an answer out, never an error.
-pub(crate) type EdgeService =
-    BoxCloneSyncService<Request<AppBody>, Response<AnswerBody>, Infallible>;
+pub(crate) type EdgeService = ArcService<Request<AppBody>, Response<AnswerBody>, Infallible>;
 
 static DPOP: HeaderName = HeaderName::from_static("dpop");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -82,10 +88,8 @@ pub(crate) fn build(config: &Config, shared: &Shared, client: UpstreamService) -
         .jwks_on_main_listener
         .then(|| PublicJwksLayer::new(shared.keys.clone()));
     let edge = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestIds))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // One nameable answer type for the boxed edge, whatever the layers below wrap it in.
-        .map_response(|res: Response<_>| res.map(http_body_util::BodyExt::boxed_unsync))
         .layer(SetSensitiveRequestHeadersLayer::new([
             AUTHORIZATION,
             DPOP.clone(),
@@ -113,7 +117,7 @@ pub(crate) fn build(config: &Config, shared: &Shared, client: UpstreamService) -
         .layer(ReadBodyLayer::new(config.max_request_body))
         .service(router);
     Built {
-        edge: BoxCloneSyncService::new(edge),
+        edge: ArcService::new(edge),
         discoveries,
     }
 }
@@ -277,8 +281,11 @@ fn route_stack(
         ]))
         .layer(TimeoutLayer::new(timeouts.attempt))
         .service(client);
-    BoxCloneSyncService::new(stack)
+    ArcService::new(stack)
 }
+
+mod arc_service;
+pub(crate) use arc_service::ArcService;
 
 #[cfg(test)]
 mod tests;

@@ -17,11 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::util::BoxCloneSyncService;
 
 /// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
 /// out (so that retry can replay requests and the layers can read error bodies).
-pub(crate) type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
+pub(crate) type UpstreamService =
+    crate::stack::ArcService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 mod connect;
 #[cfg(test)]
@@ -32,8 +32,30 @@ use connect::ConnectTimedOut;
 pub(crate) use connect::ConnectTimeout;
 
 /// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
-pub(crate) type UpstreamClient =
-    BufferBodies<Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>>;
+pub(crate) type UpstreamClient = BufferBodies<SharedClient>;
+
+type HyperClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>;
+
+/// hyper-util's pooled client behind one `Arc`. The layers clone the service below them for
+/// every call; a clone of hyper-util's `Client` copies its connector, TLS config handle, pool
+/// handle and settings, a clone of this one bumps a reference count.
+#[derive(Clone)]
+pub(crate) struct SharedClient(Arc<HyperClient>);
+
+impl tower::Service<Request<Full<Bytes>>> for SharedClient {
+    type Response = Response<hyper::body::Incoming>;
+    type Error = hyper_util::client::legacy::Error;
+    type Future = hyper_util::client::legacy::ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // hyper-util's client is always ready: it waits for a connection inside the call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
+        self.0.request(req)
+    }
+}
 
 /// Builds the default upstream client with the given trust roots and connect timeout (TCP
 /// connect and TLS handshake together), capping answers at `max_response_body` bytes.
@@ -57,7 +79,7 @@ pub(crate) fn upstream_client(
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(ConnectTimeout::new(https, connect_timeout));
-    BufferBodiesLayer::new(max_response_body).layer(client)
+    BufferBodiesLayer::new(max_response_body).layer(SharedClient(Arc::new(client)))
 }
 
 /// Builds [`BufferBodies`].

@@ -28,6 +28,17 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
+    /// Every route kind, in declaration order (`ALL[k as usize] == k`).
+    pub const ALL: [RouteKind; 8] = [
+        Self::V4Token,
+        Self::V4Person,
+        Self::FapiPar,
+        Self::FapiToken,
+        Self::FapiUserinfo,
+        Self::CibaAuth,
+        Self::CibaToken,
+        Self::Passthrough,
+    ];
     /// The routes of an upstream kind, in the order they are matched.
     pub fn of(kind: UpstreamKind) -> &'static [RouteKind] {
         match kind {
@@ -106,6 +117,18 @@ impl RouteKind {
         match self {
             Self::Passthrough => method != Method::CONNECT,
             _ => *method == self.method(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RouteKind;
+
+    #[test]
+    fn all_lists_every_kind_at_its_own_index() {
+        for (i, kind) in RouteKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
         }
     }
 }

@@ -78,17 +78,22 @@ where
             let started = Instant::now();
             let app_sent = Sent::capture(&req);
             let mut result = inner.call(req).await.map_err(Into::into);
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
+            let kind = route;
             let route = route.label();
             match &mut result {
                 Ok(res) => {
                     let status = res.status().as_u16();
-                    crate::metrics::upstream_attempt(route, status);
+                    crate::metrics::upstream_attempt(kind, status);
                     let demand = res.extensions().get::<NonceDemand>().is_some();
                     // Every secret of this attempt is redacted from the fields before they are
                     // logged, and the layers above (retry, rate limit, access log) get the same
                     // scrubbed fields; the body itself passes on byte for byte.
                     let attempt_sent = res.extensions_mut().remove::<Sent>();
+                    if status < 400 && !demand {
+                        // A plain answer: no error fields to read, log or scrub.
+                        return result;
+                    }
                     if status >= 400 {
                         let scrubbed = loggable_error_body(res, &app_sent, attempt_sent.as_ref());
                         res.extensions_mut().insert(scrubbed);
@@ -103,7 +108,7 @@ where
                             upstream_id = body.id.as_deref().unwrap_or(""),
                             trace_id = body.trace_id.as_deref().unwrap_or(""),
                             error = "use_dpop_nonce",
-                            latency_ms,
+                            latency_ms = latency_ms(),
                             "upstream asked for a DPoP nonce; signing once more with it"
                         );
                     } else if status >= 400 {
@@ -118,13 +123,13 @@ where
                             error = body.error.as_deref().unwrap_or(""),
                             error_description = body.error_description.as_deref().unwrap_or(""),
                             body_excerpt = body.excerpt.as_deref().unwrap_or(""),
-                            latency_ms,
+                            latency_ms = latency_ms(),
                             "upstream error answer"
                         );
                     }
                 }
                 Err(e) if !is_local_decision(e) => {
-                    crate::metrics::upstream_attempt(route, 0);
+                    crate::metrics::upstream_attempt(kind, 0);
                     crate::metrics::upstream_error(route, 0, error_class(e));
                     tracing::warn!(
                         target: TARGET,
@@ -132,7 +137,7 @@ where
                         status = 0u16,
                         error_class = error_class(e),
                         error = %error_chain(e.as_ref()),
-                        latency_ms,
+                        latency_ms = latency_ms(),
                         "upstream attempt failed without an answer"
                     );
                 }

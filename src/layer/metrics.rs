@@ -45,10 +45,7 @@ where
         let answer = self.inner.call(req);
         Box::pin(async move {
             let res = answer.await?;
-            let route = res
-                .extensions()
-                .get::<Outcome>()
-                .map_or("none", Outcome::route_label);
+            let route = res.extensions().get::<Outcome>().and_then(|o| o.route);
             crate::metrics::request(route, res.status().as_u16(), started.elapsed());
             Ok(res)
         })

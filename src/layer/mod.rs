@@ -11,6 +11,7 @@ mod local_checks;
 mod metrics;
 mod rate_limit;
 mod read_body;
+mod request_id;
 mod rescue;
 mod retry;
 mod trace;
@@ -31,6 +32,7 @@ pub use rate_limit::{
     ThrottleFuture,
 };
 pub(crate) use read_body::ReadBodyLayer;
+pub(crate) use request_id::MakeRequestIds;
 pub use rescue::{Rescue, RescueLayer};
 pub use retry::{Decision, Now, Retry, RetryLayer, RetryPolicy, RetryReason, Stop, Tally};
 pub use trace::ACCESS;

@@ -102,6 +102,11 @@ where
                 .acquire(crate::deadline::saturating_add(Instant::now(), max_wait))
                 .await?;
             let mut res = inner.call(req).await.map_err(Into::into)?;
+            // Below 400 there is no error body to read (and no throttle signal).
+            if res.status().as_u16() < 400 {
+                quota.on_answer();
+                return Ok(res);
+            }
             let body = error_body(&mut res).clone();
             if is_throttle(&res, &body) {
                 let after = retry_after(res.headers(), SystemTime::now());

@@ -65,12 +65,9 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let mut inner = self.inner.clone();
         let doc_url = self.doc_url.clone();
-        let instance = req.uri().path().to_owned();
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .and_then(|id| id.header_value().to_str().ok())
-            .map(str::to_owned);
+        // Kept for a problem answer; both clones share their bytes with the request's.
+        let uri = req.uri().clone();
+        let request_id = req.extensions().get::<RequestId>().cloned();
         Box::pin(async move {
             let ready: Result<(), BoxError> =
                 std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
@@ -80,8 +77,10 @@ where
             };
             Ok(result.unwrap_or_else(|err| {
                 let context = ProblemContext {
-                    instance: &instance,
-                    request_id: request_id.as_deref(),
+                    instance: uri.path(),
+                    request_id: request_id
+                        .as_ref()
+                        .and_then(|id| id.header_value().to_str().ok()),
                     doc_url: Some(&doc_url),
                 };
                 let mut res = problem_response(&classify(&err), &context);

@@ -14,7 +14,6 @@ use crate::upstream::{tls_config, upstream_client, UpstreamService};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::Arc;
-use tower::util::BoxCloneSyncService;
 
 /// Ephemeral keys kept ready by the background generator.
 const KEY_POOL: usize = 64;
@@ -48,7 +47,7 @@ impl<'a> ProxyBuilder<'a> {
             + 'static,
         S::Future: Send,
     {
-        self.upstream = Some(BoxCloneSyncService::new(client));
+        self.upstream = Some(UpstreamService::new(client));
         self
     }
 
@@ -66,7 +65,7 @@ impl<'a> ProxyBuilder<'a> {
         let keys = Arc::new(KeyStore::load(config)?);
         let upstream = match self.upstream {
             Some(u) => u,
-            None => BoxCloneSyncService::new(upstream_client(
+            None => UpstreamService::new(upstream_client(
                 tls_config(&config.tls)?,
                 config.timeouts.connect,
                 config.max_response_body,

@@ -90,7 +90,7 @@ pub(super) async fn drive<S, H, F>(
     H: Fn(Request<RequestBody>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(shared.limits.idle_timeout));
     let service = {
         let (shared, activity) = (shared.clone(), activity.clone());
         hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -99,7 +99,8 @@ pub(super) async fn drive<S, H, F>(
                 crate::deadline::saturating_add(Instant::now(), shared.limits.body_timeout);
             let (parts, body) = req.into_parts();
             let (body, expired) = DeadlineBody::new(body, body_by);
-            let path = parts.uri.path().to_owned();
+            // For a 408 only; the clone shares the request's bytes.
+            let uri = parts.uri.clone();
             let answer = (shared.handler)(Request::from_parts(parts, body));
             let doc_url = shared.doc_url.clone();
             async move {
@@ -107,7 +108,7 @@ pub(super) async fn drive<S, H, F>(
                 drop(in_flight);
                 let late = expired.is_some_and(|e| e.load(Ordering::Relaxed));
                 Ok::<_, std::convert::Infallible>(if late {
-                    timed_out(&res, &path, doc_url.as_deref())
+                    timed_out(&res, uri.path(), doc_url.as_deref())
                 } else {
                     res
                 })
@@ -123,6 +124,7 @@ pub(super) async fn drive<S, H, F>(
     let mut next = first_request_by;
     let mut closing = false;
     loop {
+        activity.arm(next);
         tokio::select! {
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
@@ -140,7 +142,7 @@ pub(super) async fn drive<S, H, F>(
                 }
                 Due::At(at) => next = at,
             },
-            // A request ended: the idle deadline may now come before the one slept for.
+            // A request ended and the idle deadline now comes before the one slept for.
             () = activity.ended.notified() => {
                 next = match activity.due(first_request_by, idle) {
                     Due::At(at) => at,
@@ -183,13 +185,17 @@ fn timed_out(
 /// Requests in flight on one connection, and since when it has had none.
 struct Activity {
     state: Mutex<State>,
+    /// Rung when a request's end brings the idle deadline before the armed timer.
     ended: tokio::sync::Notify,
+    idle: std::time::Duration,
 }
 
 struct State {
     in_flight: usize,
     started: bool,
     idle_since: Instant,
+    /// When the connection's timer is set to fire next.
+    armed: Instant,
 }
 
 enum Due {
@@ -198,14 +204,17 @@ enum Due {
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(idle: std::time::Duration) -> Self {
+        let now = Instant::now();
         Self {
             state: Mutex::new(State {
                 in_flight: 0,
                 started: false,
-                idle_since: Instant::now(),
+                idle_since: now,
+                armed: now,
             }),
             ended: tokio::sync::Notify::new(),
+            idle,
         }
     }
 
@@ -222,6 +231,11 @@ impl Activity {
 
     fn started(&self) -> bool {
         self.lock().started
+    }
+
+    /// The connection's timer is set to fire at `at`.
+    fn arm(&self, at: Instant) {
+        self.lock().armed = at;
     }
 
     /// When the connection is due to close: before its first request, at `first_request_by`;
@@ -249,11 +263,16 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        {
+        let earlier = {
             let mut s = self.0.lock();
             s.in_flight -= 1;
             s.idle_since = Instant::now();
+            // The timer needs moving only if the idle deadline now comes before it fires (it
+            // rarely does: set while a request was in flight, it fires `idle` after that).
+            s.in_flight == 0 && s.armed > crate::deadline::saturating_add(s.idle_since, self.0.idle)
+        };
+        if earlier {
+            self.0.ended.notify_one();
         }
-        self.0.ended.notify_one();
     }
 }
