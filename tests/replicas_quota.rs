@@ -16,9 +16,10 @@ use tokio::time::Instant;
 const REPLICAS: usize = 3;
 const PER_SECOND: f64 = 10.0;
 const BURST: usize = 2;
-/// Each replica is sent a token call every `EVERY` (30/s, 3x the whole quota), `CALLS` times.
+/// Each replica is sent a token call every `EVERY` (30/s, 3x the whole quota), `CALLS` times:
+/// for about 10 s.
 const EVERY: Duration = Duration::from_millis(33);
-const CALLS: usize = 90;
+const CALLS: usize = 300;
 
 async fn replicas() -> Arc<Replicas> {
     let routes =
@@ -89,13 +90,18 @@ async fn three_proxies_at_three_times_the_quota_keep_to_it_together() {
         in_one_second as f64 <= bound(Duration::from_secs(1)),
         "{in_one_second} attempts in 1 s"
     );
+    let in_ten_seconds = most_in_window(&arrived, Duration::from_secs(10));
+    assert!(
+        in_ten_seconds as f64 <= bound(Duration::from_secs(10)),
+        "{in_ten_seconds} attempts in 10 s"
+    );
     assert!(
         arrived.len() as f64 <= bound(span),
         "{} attempts in the whole run ({span:?})",
         arrived.len()
     );
-    // The quota is used, not only refused: about 10/s while the load lasts.
-    assert!(ok >= 20, "only {ok} granted");
+    // The quota is used, not only refused: about 10/s while the load lasts (about 100).
+    assert!(ok >= 70, "only {ok} granted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
