@@ -45,6 +45,8 @@ pub(super) struct Slot {
 
 struct Node<K> {
     key: K,
+    /// The key's hash, kept so that evicting a node needs no rehash of its key.
+    hash: u64,
     slot: Slot,
     /// Towards the oldest and the newest node; `newer` also chains the free list.
     older: u32,
@@ -123,7 +125,7 @@ impl<K: Copy + Eq + Hash> Shards<K> {
             expires: Self::seconds(elapsed.saturating_add(ttl)),
         };
         let (hash, mut shard) = self.locate(&key);
-        let (added, dropped) = shard.insert(hash, key, slot, now, self.per_shard, &self.hasher);
+        let (added, dropped) = shard.insert(hash, key, slot, now, self.per_shard);
         self.live.fetch_add(added, Ordering::Relaxed);
         self.live.fetch_sub(dropped, Ordering::Relaxed);
     }
@@ -132,7 +134,7 @@ impl<K: Copy + Eq + Hash> Shards<K> {
     pub(super) fn remove(&self, key: &K) {
         let (hash, mut shard) = self.locate(key);
         if let Some(i) = shard.find(hash, key) {
-            shard.remove(i, &self.hasher);
+            shard.remove(i);
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -141,7 +143,7 @@ impl<K: Copy + Eq + Hash> Shards<K> {
     pub(super) fn with<T>(&self, key: &K, f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
         let now = Self::seconds(self.epoch.elapsed());
         let (hash, mut shard) = self.locate(key);
-        let (slot, dropped) = shard.get(hash, key, now, &self.hasher);
+        let (slot, dropped) = shard.get(hash, key, now);
         if dropped {
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
@@ -153,22 +155,14 @@ impl<K: Copy + Eq + Hash> Shard<K> {
     /// Drops up to [`SWEEP_PER_INSERT`] expired nodes from the old end, then replaces `key`'s
     /// slot (making it the newest) or adds it, evicting the oldest node of a full shard.
     /// Returns how many nodes were added (0 or 1) and dropped.
-    fn insert(
-        &mut self,
-        hash: u64,
-        key: K,
-        slot: Slot,
-        now: u32,
-        per_shard: u32,
-        hasher: &RandomState,
-    ) -> (u64, u64) {
+    fn insert(&mut self, hash: u64, key: K, slot: Slot, now: u32, per_shard: u32) -> (u64, u64) {
         let mut dropped = 0;
         for _ in 0..SWEEP_PER_INSERT {
             let oldest = self.oldest;
             if oldest == NIL || self.nodes[oldest as usize].slot.expires > now {
                 break;
             }
-            self.remove(oldest, hasher);
+            self.remove(oldest);
             dropped += 1;
         }
         if let Some(i) = self.find(hash, &key) {
@@ -178,26 +172,20 @@ impl<K: Copy + Eq + Hash> Shard<K> {
             return (0, dropped);
         }
         if self.len >= per_shard {
-            self.remove(self.oldest, hasher);
+            self.remove(self.oldest);
             dropped += 1;
         }
-        self.add(hash, key, slot, per_shard, hasher);
+        self.add(hash, key, slot, per_shard);
         (1, dropped)
     }
 
     /// The live slot for `key`; an expired one is dropped (the flag says so).
-    fn get(
-        &mut self,
-        hash: u64,
-        key: &K,
-        now: u32,
-        hasher: &RandomState,
-    ) -> (Option<&mut Slot>, bool) {
+    fn get(&mut self, hash: u64, key: &K, now: u32) -> (Option<&mut Slot>, bool) {
         let Some(i) = self.find(hash, key) else {
             return (None, false);
         };
         if self.nodes[i as usize].slot.expires <= now {
-            self.remove(i, hasher);
+            self.remove(i);
             return (None, true);
         }
         (Some(&mut self.nodes[i as usize].slot), false)
@@ -212,9 +200,10 @@ impl<K: Copy + Eq + Hash> Shard<K> {
 
     /// Stores a new node (reusing a freed one first) as the newest. Grows the slab by at
     /// most its share of the cap, so it never holds more than `per_shard` nodes.
-    fn add(&mut self, hash: u64, key: K, slot: Slot, per_shard: u32, hasher: &RandomState) {
+    fn add(&mut self, hash: u64, key: K, slot: Slot, per_shard: u32) {
         let node = Node {
             key,
+            hash,
             slot,
             older: NIL,
             newer: NIL,
@@ -235,14 +224,14 @@ impl<K: Copy + Eq + Hash> Shard<K> {
         };
         let nodes = &self.nodes;
         self.index
-            .insert_unique(hash, i, |&j| hasher.hash_one(nodes[j as usize].key));
+            .insert_unique(hash, i, |&j| nodes[j as usize].hash);
         self.link_newest(i);
         self.len += 1;
     }
 
     /// Drops node `i`: out of the index and the order, its key released, onto the free list.
-    fn remove(&mut self, i: u32, hasher: &RandomState) {
-        let hash = hasher.hash_one(self.nodes[i as usize].key);
+    fn remove(&mut self, i: u32) {
+        let hash = self.nodes[i as usize].hash;
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }

@@ -46,13 +46,14 @@ fn order(shard: &Shard<Key>, hasher: &RandomState) -> Vec<u32> {
 }
 
 fn put(shard: &mut Shard<Key>, h: &RandomState, i: u32, expires: u32, now: u32, cap: u32) {
-    shard.insert(h.hash_one(key(i)), key(i), slot(expires), now, cap, h);
+    shard.insert(h.hash_one(key(i)), key(i), slot(expires), now, cap);
 }
 
 #[test]
 fn node_size_is_fixed() {
-    // 32-byte key + key pointer + expiry + usage + two links: the README's bound.
-    assert_eq!(std::mem::size_of::<Node<Key>>(), 56);
+    // 32-byte key + its 8-byte hash + key pointer + expiry + usage + two links: the README's
+    // bound.
+    assert_eq!(std::mem::size_of::<Node<Key>>(), 64);
 }
 
 #[test]
@@ -90,8 +91,8 @@ fn a_lookup_drops_an_expired_node_and_a_removed_node_is_reused() {
     for i in 0..3 {
         put(&mut s, &h, i, 10 + i, 0, 3);
     }
-    assert!(s.get(h.hash_one(key(1)), &key(1), 10, &h).0.is_some());
-    let (found, dropped) = s.get(h.hash_one(key(0)), &key(0), 10, &h);
+    assert!(s.get(h.hash_one(key(1)), &key(1), 10).0.is_some());
+    let (found, dropped) = s.get(h.hash_one(key(0)), &key(0), 10);
     assert!(found.is_none() && dropped);
     assert_eq!(order(&s, &h), vec![1, 2]);
     put(&mut s, &h, 3, 20, 10, 3);
@@ -113,7 +114,7 @@ fn binding_a_key_again_replaces_it_and_makes_it_the_newest() {
         vec![2, 0, 3],
         "the oldest went, not the rebound one"
     );
-    let (found, _) = s.get(h.hash_one(key(0)), &key(0), 20, &h);
+    let (found, _) = s.get(h.hash_one(key(0)), &key(0), 20);
     assert!(found.is_some(), "the new lifetime holds");
 }
 
