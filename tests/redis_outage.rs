@@ -37,20 +37,8 @@ async fn answered<T>(call: impl std::future::Future<Output = T>) -> T {
 /// Calls `person` with `token` at `replica` as an app honouring `Retry-After` would, a few
 /// times at most; the last answer.
 async fn person_retrying(r: &Replicas, replica: usize, token: &str) -> Answer {
-    let mut answer = answered(r.bearer(replica, &person_path(), token)).await;
-    for _ in 0..5 {
-        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        let wait: u64 = answer.headers["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(wait)).await;
-        answer = answered(r.bearer(replica, &person_path(), token)).await;
-    }
-    answer
+    let path = person_path();
+    honouring_retry_after(|| answered(r.bearer(replica, &path, token))).await
 }
 
 fn gauge() -> Option<String> {

@@ -10,30 +10,6 @@ use common::*;
 use http::StatusCode;
 use std::time::Duration;
 
-/// Sends `call` again, as an app honouring `Retry-After` would, while it is answered 503 (a
-/// few times at most); the last answer.
-async fn honouring_retry_after<F, Fut>(call: F) -> Answer
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Answer>,
-{
-    let mut answer = call().await;
-    for _ in 0..5 {
-        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        answer.problem("SYSTEM_SHARED_STATE_UNAVAILABLE");
-        let wait: u64 = answer.headers["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(wait)).await;
-        answer = call().await;
-    }
-    answer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_loses_its_bindings_with_a_clear_answer() {
     let mut r = Replicas::start_with(3, "timeout = \"200ms\"", "").await;

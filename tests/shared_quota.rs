@@ -6,6 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
+use common::replicas::most_in_window;
 use myinfo_proxy::config::{Quota, RateLimitSettings};
 use myinfo_proxy::error::{ProblemCode, UpstreamIds};
 use myinfo_proxy::shared::{RedisClient, SharedGlobalQuota, SharedNonces, SharedRouteLimiter};
@@ -22,19 +23,6 @@ fn settings(per_second: f64, burst: u32) -> RateLimitSettings {
         quota: Some(Quota { per_second, burst }),
         max_wait: Duration::from_millis(250),
     }
-}
-
-/// The most grants in any closed window of `w` (grants sorted).
-fn most_in_window(grants: &[Instant], w: Duration) -> usize {
-    (0..grants.len())
-        .map(|i| {
-            grants[i..]
-                .iter()
-                .take_while(|t| **t <= grants[i] + w)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

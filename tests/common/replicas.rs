@@ -211,3 +211,27 @@ pub fn fapi_token_form(code: &str, verifier: &str) -> String {
         .append_pair("code_verifier", verifier)
         .finish()
 }
+
+/// Sends `call` again, as an app honouring `Retry-After` would, while it is answered 503 (a
+/// few times at most); the last answer.
+pub async fn honouring_retry_after<F, Fut>(call: F) -> Answer
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    let mut answer = call().await;
+    for _ in 0..5 {
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        answer.problem("SYSTEM_SHARED_STATE_UNAVAILABLE");
+        let wait: u64 = answer.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        answer = call().await;
+    }
+    answer
+}
