@@ -8,7 +8,6 @@ mod common;
 use common::replicas::*;
 use common::*;
 use http::StatusCode;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_loses_its_bindings_with_a_clear_answer() {
