@@ -13,12 +13,13 @@ WORKDIR /src
 COPY . .
 # The cache mounts (BuildKit) keep downloaded crates and compiled dependencies between builds.
 # target/ is a cache mount, so the binary is copied out of it in the same step.
-# --no-default-features: the production binary, without the `demo` feature, so without the
+# --no-default-features --features jemalloc: the production binary (jemalloc, tuned by
+# .cargo/config.toml, which COPY brings along), without the `demo` feature, so without the
 # `demo` and `emulator` commands and without the emulator crate (crates/ is copied only because
 # the workspace names it).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --no-default-features --bin myinfo-proxy \
+    cargo build --release --locked --no-default-features --features jemalloc --bin myinfo-proxy \
  && install -D -m 0755 target/release/myinfo-proxy /out/myinfo-proxy \
  && strip --strip-debug /out/myinfo-proxy
 

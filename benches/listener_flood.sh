@@ -27,9 +27,14 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'listener_flood.sh: %s\n' "$*" >&2; exit 1; }
 for tool in cargo python3 curl awk; do command -v "$tool" >/dev/null || die "$tool is needed"; done
 
-say "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet)
-BIN=$ROOT/target/release/myinfo-proxy
+# FLOOD_BIN=path measures another build (A/B) instead of building this tree's.
+if [ -n "${FLOOD_BIN:-}" ]; then
+    BIN=$FLOOD_BIN
+else
+    say "building the release binary"
+    (cd "$ROOT" && cargo build --release --quiet)
+    BIN=$ROOT/target/release/myinfo-proxy
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
