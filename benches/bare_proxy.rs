@@ -5,7 +5,9 @@
 //! hyper-util's pooled legacy client to one upstream, and buffers the answer (the proxy reads
 //! error bodies). Same tokio runtime as `myinfo-proxy serve` (current-thread when its affinity
 //! mask has one CPU, else multi-threaded with one worker per CPU). No layers, no logging, no
-//! metrics.
+//! metrics. The same allocator as the binary (jemalloc with the options of `.cargo/config.toml`
+//! when the default `jemalloc` feature is on), so that the comparison is of the HTTP stack,
+//! not of the allocator.
 //!
 //! Configured by environment, loopback only, bounded in time: `BARE_PROXY_LISTEN`
 //! (`127.0.0.1:PORT`; unset: print a note and exit 0, so that a plain `cargo bench` passes),
@@ -23,6 +25,10 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
