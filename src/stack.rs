@@ -275,10 +275,10 @@ fn route_stack(
         .layer(ErrorLogLayer::new(kind, &upstream.name))
         .option_layer(inject)
         // What inject added (the proof, `Authorization: DPoP`) is as secret as what the app sent.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            DPOP.clone(),
-        ]))
+        // A passthrough route adds nothing: the edge marked what the app sent.
+        .option_layer(
+            signed.then(|| SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, DPOP.clone()])),
+        )
         .layer(TimeoutLayer::new(timeouts.attempt))
         .service(client);
     ArcService::new(stack)
