@@ -16,7 +16,7 @@ mod rescue;
 mod retry;
 mod trace;
 
-pub use crate::upstream::{BufferBodies, BufferBodiesLayer};
+pub use crate::upstream::{BufferBodies, BufferBodiesFuture, BufferBodiesLayer};
 pub(crate) use api_key::ApiKeyLayer;
 pub use breaker::{Breaker, BreakerFuture, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogFuture, ErrorLogLayer};
