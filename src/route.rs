@@ -10,13 +10,16 @@ use crate::error::{annotate, BoxError, ProblemCode, ProxyError};
 use crate::layer::{Outcome, RequestFacts};
 use crate::proxy::RouteLine;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, Method, Request, Response};
+use http::{header, Method, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt as _;
+
+mod hop_by_hop;
+use hop_by_hop::strip_hop_by_hop;
 
 /// One route's stack: the app's request (its URI already the upstream URL) in, the answer out.
 pub(crate) type RouteService = crate::stack::ArcService<Request<Bytes>, Response<Bytes>, BoxError>;
@@ -79,8 +82,15 @@ impl Router {
         }
     }
 
-    /// The route for a request path (without query), and where it goes.
-    fn find(&self, path: &str) -> Option<(&RouteEntry, Destination)> {
+    /// The route for a request path (without query), and where it goes (a URL from config is
+    /// made with `room` bytes to spare, for the query).
+    fn find(&self, path: &str, room: usize) -> Option<(&RouteEntry, Destination)> {
+        let url = |parts: &[&str]| {
+            let mut url =
+                String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + room);
+            parts.iter().for_each(|p| url.push_str(p));
+            url
+        };
         for m in self.mounts.iter() {
             let Some(rest) = path.strip_prefix(m.prefix.as_str()) else {
                 continue;
@@ -89,7 +99,7 @@ impl Router {
                 let destination = match (route.kind, &route.discovery, endpoint(route.kind)) {
                     (RouteKind::Passthrough, _, _) if rest.is_empty() || rest.starts_with('/') => {
                         match crate::path_guard::normalise_passthrough(rest) {
-                            Ok(rest) => Destination::Fixed(format!("{}{rest}", m.base_url)),
+                            Ok(rest) => Destination::Fixed(url(&[&m.base_url, &rest])),
                             Err(refused) => Destination::Refused(refused),
                         }
                     }
@@ -97,9 +107,7 @@ impl Router {
                     (RouteKind::V4Person, _, _) => match rest.strip_prefix("/person/") {
                         Some(sub) if !sub.is_empty() && !sub.contains('/') => {
                             match crate::path_guard::check_segment("person `sub`", sub) {
-                                Ok(()) => {
-                                    Destination::Fixed(format!("{}/person/{sub}", m.base_url))
-                                }
+                                Ok(()) => Destination::Fixed(url(&[&m.base_url, "/person/", sub])),
                                 Err(refused) => Destination::Refused(refused),
                             }
                         }
@@ -109,9 +117,7 @@ impl Router {
                     (_, Some(discovery), Some(endpoint)) => {
                         Destination::Discovered(discovery.clone(), endpoint)
                     }
-                    (kind, _, _) => {
-                        Destination::Fixed(format!("{}{}", m.base_url, kind.local_path()))
-                    }
+                    (kind, _, _) => Destination::Fixed(url(&[&m.base_url, kind.local_path()])),
                 };
                 return Some((route, destination));
             }
@@ -131,7 +137,7 @@ impl Router {
             )));
         }
         let path = req.uri().path();
-        let Some((route, destination)) = self.find(path) else {
+        let Some((route, destination)) = self.find(path, query_room(req.uri())) else {
             tracing::Span::current().record("route", "none");
             return Err((
                 None,
@@ -161,7 +167,7 @@ impl Router {
 impl tower::Service<Request<Bytes>> for Router {
     type Response = Response<Bytes>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+    type Future = RouterFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // Each route's stack is driven to readiness when a request is dispatched to it.
@@ -169,37 +175,75 @@ impl tower::Service<Request<Bytes>> for Router {
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let routed = self.route(&req);
-        Box::pin(async move {
-            let Routed {
-                kind,
-                deadline,
-                stack,
-                destination,
-            } = match routed {
-                Ok(routed) => routed,
-                Err((Some(kind), e)) => return Err(annotate(e.into(), |o| o.route = Some(kind))),
-                Err((None, e)) => return Err(e.into()),
-            };
-            let result = match upstream_request(req, destination, deadline).await {
-                Ok(req) => stack.oneshot(req).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not resolve the route's upstream URL");
-                    Err(e.into())
+        let Routed {
+            kind,
+            deadline,
+            stack,
+            destination,
+        } = match self.route(&req) {
+            Ok(routed) => routed,
+            Err((kind, e)) => {
+                return RouterFuture {
+                    answer: Box::pin(std::future::ready(Err(e.into()))),
+                    kind,
                 }
-            };
-            match result {
-                Ok(mut res) => {
-                    strip_hop_by_hop(res.headers_mut());
-                    res.extensions_mut()
-                        .get_or_insert_default::<Outcome>()
-                        .route = Some(kind);
-                    Ok(res)
-                }
-                Err(e) => Err(annotate(e, |o| o.route = Some(kind))),
             }
+        };
+        let answer: BoxFuture = match destination {
+            // A URL from config: the request is ready now, and the route's future is the answer.
+            Destination::Fixed(url) => match prepare_fixed(req, url, deadline) {
+                Ok(req) => stack.call_shared(req),
+                Err(e) => Box::pin(std::future::ready(Err(unresolved(e)))),
+            },
+            destination => Box::pin(async move {
+                match upstream_request(req, destination, deadline).await {
+                    Ok(req) => stack.oneshot(req).await,
+                    Err(e) => Err(unresolved(e)),
+                }
+            }),
+        };
+        RouterFuture {
+            answer,
+            kind: Some(kind),
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+
+/// The future of [`Router`]: the route's answer, its hop-by-hop headers dropped, and the route
+/// recorded in its [`Outcome`] (or in the error's).
+pub(crate) struct RouterFuture {
+    answer: BoxFuture,
+    /// None: refused before a route was found.
+    kind: Option<RouteKind>,
+}
+
+impl Future for RouterFuture {
+    type Output = Result<Response<Bytes>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = std::task::ready!(self.answer.as_mut().poll(cx));
+        let Some(kind) = self.kind else {
+            return Poll::Ready(result);
+        };
+        Poll::Ready(match result {
+            Ok(mut res) => {
+                strip_hop_by_hop(res.headers_mut());
+                res.extensions_mut()
+                    .get_or_insert_default::<Outcome>()
+                    .route = Some(kind);
+                Ok(res)
+            }
+            Err(e) => Err(annotate(e, |o| o.route = Some(kind))),
         })
     }
+}
+
+/// The route's upstream URL could not be made.
+fn unresolved(e: ProxyError) -> BoxError {
+    tracing::warn!(error = %e, "could not resolve the route's upstream URL");
+    e.into()
 }
 
 /// A request's route, the moment its answer is due, and where it goes.
@@ -216,6 +260,17 @@ struct Target {
     aud: Arc<str>,
 }
 
+impl Target {
+    /// A URL known from config; `aud` is the URL itself (v4's token URL).
+    fn fixed(url: String) -> Self {
+        let url: Arc<str> = url.into();
+        Self {
+            aud: url.clone(),
+            url,
+        }
+    }
+}
+
 /// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
 enum Destination {
     /// A URL known from config; `aud` is the URL itself (v4's token URL).
@@ -230,13 +285,7 @@ impl Destination {
     /// The URL and audience, fetching discovery if it was never fetched.
     async fn resolve(self) -> Result<Target, ProxyError> {
         match self {
-            Self::Fixed(url) => {
-                let url: Arc<str> = url.into();
-                Ok(Target {
-                    aud: url.clone(),
-                    url,
-                })
-            }
+            Self::Fixed(url) => Ok(Target::fixed(url)),
             Self::Discovered(discovery, endpoint) => {
                 let metadata: Arc<Metadata> = discovery.metadata().await?;
                 let url = metadata.endpoint(endpoint)?.into();
@@ -257,11 +306,50 @@ async fn upstream_request(
     destination: Destination,
     deadline: tokio::time::Instant,
 ) -> Result<Request<Bytes>, ProxyError> {
-    let target = destination.resolve().await?;
-    let (mut parts, body) = req.into_parts();
-    let mut uri =
-        String::with_capacity(target.url.len() + parts.uri.query().map_or(0, |q| q.len() + 1));
+    prepare(req, destination.resolve().await?, deadline)
+}
+
+/// [`upstream_request`] once the URL is known.
+fn prepare(
+    req: Request<Bytes>,
+    target: Target,
+    deadline: tokio::time::Instant,
+) -> Result<Request<Bytes>, ProxyError> {
+    let (parts, body) = req.into_parts();
+    let mut uri = String::with_capacity(target.url.len() + query_room(&parts.uri));
     uri.push_str(&target.url);
+    forward(parts, body, uri, target, deadline)
+}
+
+/// [`prepare`] for a URL from config, which [`Router::find`] made with room for the query:
+/// the URI is made in it (one allocation fewer per request).
+fn prepare_fixed(
+    req: Request<Bytes>,
+    url: String,
+    deadline: tokio::time::Instant,
+) -> Result<Request<Bytes>, ProxyError> {
+    let (parts, body) = req.into_parts();
+    let htu: Arc<str> = url.as_str().into();
+    let target = Target {
+        aud: htu.clone(),
+        url: htu,
+    };
+    forward(parts, body, url, target, deadline)
+}
+
+/// Bytes a URI needs for its query (`?` and the query), if it has one.
+fn query_room(uri: &http::Uri) -> usize {
+    uri.query().map_or(0, |q| q.len() + 1)
+}
+
+/// The request for the upstream: `uri` (the target's URL) with the app's query.
+fn forward(
+    mut parts: http::request::Parts,
+    body: Bytes,
+    mut uri: String,
+    target: Target,
+    deadline: tokio::time::Instant,
+) -> Result<Request<Bytes>, ProxyError> {
     if let Some(q) = parts.uri.query() {
         uri.push('?');
         uri.push_str(q);
@@ -282,41 +370,6 @@ async fn upstream_request(
         .insert(RequestFacts::new(target.url, target.aud, deadline));
     Ok(Request::from_parts(parts, body))
 }
-
-/// Drops the RFC 9110 section 7.6.1 connection-specific headers and any the `Connection`
-/// header names (a proxy's own duty; tower-http has no layer for it). One pass over the names
-/// finds them; a request or answer without any (the usual case) is left as it is.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// The connection-specific headers of RFC 9110 section 7.6.1 (and two old ones).
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// The discovery endpoint a route calls (None: its URL comes from config).
 pub(crate) fn endpoint(kind: RouteKind) -> Option<Endpoint> {

@@ -80,8 +80,36 @@ pub(crate) struct Built {
     pub(crate) discoveries: Vec<Arc<Discovery>>,
 }
 
+/// What the route stacks call at the bottom: the upstream client, of its own type (no box and
+/// no reference-counted call per attempt for the built-in client).
+pub(crate) trait Client:
+    tower::Service<
+        Request<Bytes>,
+        Response = Response<Bytes>,
+        Error = BoxError,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<C> Client for C where
+    C: tower::Service<
+            Request<Bytes>,
+            Response = Response<Bytes>,
+            Error = BoxError,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The whole proxy for `config`, calling upstreams through `client`.
-pub(crate) fn build(config: &Config, shared: &Shared, client: UpstreamService) -> Built {
+pub(crate) fn build<C: Client>(config: &Config, shared: &Shared, client: C) -> Built {
     let (router, discoveries) = router(config, shared, &client);
     let doc_url: Arc<str> = config.problem_doc_url.as_str().into();
     let jwks = config
@@ -142,11 +170,13 @@ fn panicked(panic: Box<dyn std::any::Any + Send>, doc_url: &str) -> Response<Ful
 }
 
 /// The router over one stack per route of every upstream.
-fn router(
+fn router<C: Client>(
     config: &Config,
     shared: &Shared,
-    client: &UpstreamService,
+    client: &C,
 ) -> (Router, Vec<Arc<Discovery>>) {
+    // Discovery and JWKS fetches go through the same client, type-erased (they are rare).
+    let erased = UpstreamService::new(client.clone());
     // Discovery and JWKS fetches use the file-level attempt timeout; each route its own.
     let timeouts = config.timeouts;
     let global = config
@@ -158,7 +188,7 @@ fn router(
         let discovery = (!u.kind.has_base_url()).then(|| {
             let d = Arc::new(Discovery::new(
                 &u.base_url,
-                client.clone(),
+                erased.clone(),
                 u.discovery_refresh,
                 timeouts.attempt,
             ));
@@ -166,7 +196,7 @@ fn router(
             d
         });
         let jwks_cache = Arc::new(JwksCache::new(
-            client.clone(),
+            erased.clone(),
             u.discovery_refresh,
             timeouts.attempt,
         ));
@@ -215,11 +245,11 @@ struct Route<'a> {
 
 /// One route's stack, from its own settings. A passthrough route has no local checks and no
 /// signing; everything else is the same for every route.
-fn route_stack(
+fn route_stack<C: Client>(
     config: &Config,
     shared: &Shared,
     route: Route<'_>,
-    client: UpstreamService,
+    client: C,
 ) -> RouteService {
     let Route {
         kind,
@@ -275,10 +305,10 @@ fn route_stack(
         .layer(ErrorLogLayer::new(kind, &upstream.name))
         .option_layer(inject)
         // What inject added (the proof, `Authorization: DPoP`) is as secret as what the app sent.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            DPOP.clone(),
-        ]))
+        // A passthrough route adds nothing: the edge marked what the app sent.
+        .option_layer(
+            signed.then(|| SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, DPOP.clone()])),
+        )
         .layer(TimeoutLayer::new(timeouts.attempt))
         .service(client);
     ArcService::new(stack)

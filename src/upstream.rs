@@ -5,6 +5,7 @@ use crate::config::{ConfigError, Roots, TlsConfig};
 use crate::error::{BoxError, ProblemCode, ProxyError};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
+use http_body_util::combinators::Collect;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,6 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tower::util::Oneshot;
+use tower::ServiceExt as _;
 
 /// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
 /// out (so that retry can replay requests and the layers can read error bodies).
@@ -131,41 +134,97 @@ where
 {
     type Response = Response<Bytes>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+    type Future = BufferBodiesFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        if !body.is_empty() || parts.method == http::Method::POST {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        // The client is called when the future is first polled, as an async block would.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let cap = self.max_response_body;
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            if !body.is_empty() || parts.method == http::Method::POST {
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let inner = std::mem::replace(&mut self.inner, clone);
+        BufferBodiesFuture {
+            state: Buffering::Answer {
+                answer: inner.oneshot(Request::from_parts(parts, Full::new(body))),
+            },
+            cap: self.max_response_body,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`BufferBodies`]: the client's answer, then its body read whole (a named
+    /// future, not a boxed one: every attempt passes here).
+    pub struct BufferBodiesFuture<S, B>
+    where
+        S: tower::Service<Request<Full<Bytes>>>,
+        B: hyper::body::Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: Buffering<S, B>,
+        cap: usize,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = BufferingProj]
+    enum Buffering<S, B>
+    where
+        S: tower::Service<Request<Full<Bytes>>>,
+        B: hyper::body::Body,
+        B::Error: Into<BoxError>,
+    {
+        Answer { #[pin] answer: Oneshot<S, Request<Full<Bytes>>> },
+        Body { #[pin] body: Collect<Limited<B>>, parts: Option<http::response::Parts> },
+    }
+}
+
+impl<S, B> Future for BufferBodiesFuture<S, B>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Bytes>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                BufferingProj::Answer { answer } => {
+                    let res = std::task::ready!(answer.poll(cx)).map_err(Into::into)?;
+                    let (parts, body) = res.into_parts();
+                    this.state.set(Buffering::Body {
+                        body: Limited::new(body, *this.cap).collect(),
+                        parts: Some(parts),
+                    });
+                }
+                BufferingProj::Body { body, parts } => {
+                    let cap = *this.cap;
+                    let bytes = std::task::ready!(body.poll(cx)).map_err(|e| {
+                        if e.is::<http_body_util::LengthLimitError>() {
+                            ProxyError::new(ProblemCode::ProviderResponseTooLarge, format!("the upstream answer is larger than max_response_body ({cap} bytes)"))
+                        } else {
+                            ProxyError::new(ProblemCode::ProviderUnreachable, format!("the upstream connection failed while its answer was read: {e}"))
+                        }
+                    })?
+                    .to_bytes();
+                    let parts = parts
+                        .take()
+                        .expect("an answer's head is taken once, with its body");
+                    return Poll::Ready(Ok(Response::from_parts(parts, bytes)));
+                }
             }
-            let res = inner
-                .call(Request::from_parts(parts, Full::new(body)))
-                .await
-                .map_err(Into::into)?;
-            let (parts, body) = res.into_parts();
-            let bytes = Limited::new(body, cap)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        ProxyError::new(ProblemCode::ProviderResponseTooLarge, format!("the upstream answer is larger than max_response_body ({cap} bytes)"))
-                    } else {
-                        ProxyError::new(ProblemCode::ProviderUnreachable, format!("the upstream connection failed while its answer was read: {e}"))
-                    }
-                })?
-                .to_bytes();
-            Ok(Response::from_parts(parts, bytes))
-        })
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 
 use crate::error::BoxError;
 use crate::inbound::{ApiKeys, API_KEY};
+use futures_util::future::{Either, MapErr, TryFutureExt as _};
 use http::Request;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Ready;
 use std::task::{Context, Poll};
 
 /// Builds [`ApiKey`].
@@ -42,13 +42,13 @@ pub(crate) struct ApiKey<S> {
 impl<S, B> tower::Service<Request<B>> for ApiKey<S>
 where
     S: tower::Service<Request<B>>,
-    S::Response: Send + 'static,
     S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+    // Named, not boxed: the check is synchronous, so the future is the inner one (or a refusal).
+    type Future =
+        Either<Ready<Result<S::Response, BoxError>>, MapErr<S::Future, fn(S::Error) -> BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -56,11 +56,13 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if let Err(refused) = self.keys.check(req.headers()) {
-            return Box::pin(std::future::ready(Err(refused.into())));
+            return Either::Left(std::future::ready(Err(refused.into())));
         }
-        // The app's API key is for this proxy only.
         req.headers_mut().remove(&API_KEY);
-        let answer = self.inner.call(req);
-        Box::pin(async move { answer.await.map_err(Into::into) })
+        Either::Right(
+            self.inner
+                .call(req)
+                .map_err(Into::into as fn(S::Error) -> BoxError),
+        )
     }
 }

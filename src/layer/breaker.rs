@@ -25,6 +25,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
+use tower::util::Oneshot;
+use tower::ServiceExt as _;
 
 /// Builds [`Breaker`]; its clones share the circuit.
 #[derive(Debug, Clone)]
@@ -66,38 +68,80 @@ pub struct Breaker<S> {
 
 impl<S> tower::Service<Request<Bytes>> for Breaker<S>
 where
-    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + 'static,
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone,
     S::Error: Into<BoxError>,
-    S::Future: Send,
 {
     type Response = Response<Bytes>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+    type Future = BreakerFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let circuit = self.circuit.clone();
-        let ticket = match circuit.admit(Instant::now()) {
+        let ticket = match self.circuit.admit(Instant::now()) {
             Ok(ticket) => ticket,
-            Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
+            Err(refused) => {
+                return BreakerFuture {
+                    state: State::Refused {
+                        refused: std::future::ready(Err(refused.into())),
+                    },
+                }
+            }
         };
-        // Made here, not in the future: a future dropped before its first poll still gives
-        // its ticket back (else a probe slot could stay taken for good).
-        let mut pending = Pending {
-            circuit,
+        // Made before the call: a future dropped before its first poll still gives its ticket
+        // back (else a probe slot could stay taken for good).
+        let pending = Pending {
+            circuit: self.circuit.clone(),
             ticket: Some(ticket),
             deadline: req.extensions().get::<RequestFacts>().map(|f| f.deadline),
         };
+        // The inner service is called when the future is first polled, as an async block would.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let result = inner.call(req).await.map_err(Into::into);
-            pending.finish(Outcome::of(&result));
-            result
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        BreakerFuture {
+            state: State::Admitted {
+                answer: inner.oneshot(req),
+                pending,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Breaker`]: a refusal at once, or the inner answer, counted when it comes
+    /// (a named future, not a boxed one: every request passes here).
+    pub struct BreakerFuture<S: tower::Service<Request<Bytes>>> {
+        #[pin]
+        state: State<S>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S: tower::Service<Request<Bytes>>> {
+        Refused { #[pin] refused: std::future::Ready<Result<Response<Bytes>, BoxError>> },
+        Admitted { #[pin] answer: Oneshot<S, Request<Bytes>>, pending: Pending },
+    }
+}
+
+impl<S> Future for BreakerFuture<S>
+where
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Bytes>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Refused { refused } => refused.poll(cx),
+            StateProj::Admitted { answer, pending } => {
+                let result = std::task::ready!(answer.poll(cx)).map_err(Into::into);
+                pending.finish(Outcome::of(&result));
+                Poll::Ready(result)
+            }
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
+use tower::util::Oneshot;
+use tower::ServiceExt as _;
 
 /// The tracing target of these events.
 pub(crate) const TARGET: &str = "myinfo_proxy::upstream_error";
@@ -58,93 +60,141 @@ pub struct ErrorLog<S> {
 
 impl<S> tower::Service<Request<Bytes>> for ErrorLog<S>
 where
-    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + 'static,
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone,
     S::Error: Into<BoxError>,
-    S::Future: Send,
 {
     type Response = Response<Bytes>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+    type Future = ErrorLogFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let started = Instant::now();
+        let app_sent = Sent::capture(&req);
+        // The inner service is called when the future is first polled, as an async block would.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let ErrorLogLayer { route, upstream } = self.layer.clone();
-        Box::pin(async move {
-            let started = Instant::now();
-            let app_sent = Sent::capture(&req);
-            let mut result = inner.call(req).await.map_err(Into::into);
-            let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
-            let kind = route;
-            let route = route.label();
-            match &mut result {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    crate::metrics::upstream_attempt(kind, status);
-                    let demand = res.extensions().get::<NonceDemand>().is_some();
-                    // Every secret of this attempt is redacted from the fields before they are
-                    // logged, and the layers above (retry, rate limit, access log) get the same
-                    // scrubbed fields; the body itself passes on byte for byte.
-                    let attempt_sent = res.extensions_mut().remove::<Sent>();
-                    if status < 400 && !demand {
-                        // A plain answer: no error fields to read, log or scrub.
-                        return result;
-                    }
-                    if status >= 400 {
-                        let scrubbed = loggable_error_body(res, &app_sent, attempt_sent.as_ref());
-                        res.extensions_mut().insert(scrubbed);
-                    }
-                    let body = error_body(res);
-                    if demand {
-                        // A nonce demand is a protocol step, not a failure: logged once, at INFO.
-                        tracing::info!(
-                            target: TARGET,
-                            %upstream,
-                            status,
-                            upstream_id = body.id.as_deref().unwrap_or(""),
-                            trace_id = body.trace_id.as_deref().unwrap_or(""),
-                            error = "use_dpop_nonce",
-                            latency_ms = latency_ms(),
-                            "upstream asked for a DPoP nonce; signing once more with it"
-                        );
-                    } else if status >= 400 {
-                        let class = if status >= 500 { "server" } else { "client" };
-                        crate::metrics::upstream_error(route, status, class);
-                        tracing::warn!(
-                            target: TARGET,
-                            %upstream,
-                            status,
-                            upstream_id = body.id.as_deref().unwrap_or(""),
-                            trace_id = body.trace_id.as_deref().unwrap_or(""),
-                            error = body.error.as_deref().unwrap_or(""),
-                            error_description = body.error_description.as_deref().unwrap_or(""),
-                            body_excerpt = body.excerpt.as_deref().unwrap_or(""),
-                            latency_ms = latency_ms(),
-                            "upstream error answer"
-                        );
-                    }
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ErrorLogFuture {
+            answer: inner.oneshot(req),
+            attempt: Some(Attempt {
+                started,
+                app_sent,
+                layer: self.layer.clone(),
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ErrorLog`]: the inner answer, logged when it comes (a named future, not
+    /// a boxed one: every attempt passes here).
+    pub struct ErrorLogFuture<S: tower::Service<Request<Bytes>>> {
+        #[pin]
+        answer: Oneshot<S, Request<Bytes>>,
+        attempt: Option<Attempt>,
+    }
+}
+
+/// What the log of one attempt needs besides its result.
+struct Attempt {
+    started: Instant,
+    app_sent: Sent,
+    layer: ErrorLogLayer,
+}
+
+impl<S> Future for ErrorLogFuture<S>
+where
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Bytes>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut result = std::task::ready!(this.answer.poll(cx)).map_err(Into::into);
+        if let Some(attempt) = this.attempt.take() {
+            attempt.log(&mut result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl Attempt {
+    /// Counts the attempt; logs it (and scrubs its error fields) if it failed.
+    fn log(self, result: &mut Result<Response<Bytes>, BoxError>) {
+        let Attempt {
+            started,
+            app_sent,
+            layer: ErrorLogLayer { route, upstream },
+        } = self;
+        let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let kind = route;
+        let route = route.label();
+        match result {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                crate::metrics::upstream_attempt(kind, status);
+                let demand = res.extensions().get::<NonceDemand>().is_some();
+                // Every secret of this attempt is redacted from the fields before they are
+                // logged, and the layers above (retry, rate limit, access log) get the same
+                // scrubbed fields; the body itself passes on byte for byte.
+                let attempt_sent = res.extensions_mut().remove::<Sent>();
+                if status < 400 && !demand {
+                    // A plain answer: no error fields to read, log or scrub.
+                    return;
                 }
-                Err(e) if !is_local_decision(e) => {
-                    crate::metrics::upstream_attempt(kind, 0);
-                    crate::metrics::upstream_error(route, 0, error_class(e));
+                if status >= 400 {
+                    let scrubbed = loggable_error_body(res, &app_sent, attempt_sent.as_ref());
+                    res.extensions_mut().insert(scrubbed);
+                }
+                let body = error_body(res);
+                if demand {
+                    // A nonce demand is a protocol step, not a failure: logged once, at INFO.
+                    tracing::info!(
+                        target: TARGET,
+                        %upstream,
+                        status,
+                        upstream_id = body.id.as_deref().unwrap_or(""),
+                        trace_id = body.trace_id.as_deref().unwrap_or(""),
+                        error = "use_dpop_nonce",
+                        latency_ms = latency_ms(),
+                        "upstream asked for a DPoP nonce; signing once more with it"
+                    );
+                } else if status >= 400 {
+                    let class = if status >= 500 { "server" } else { "client" };
+                    crate::metrics::upstream_error(route, status, class);
                     tracing::warn!(
                         target: TARGET,
                         %upstream,
-                        status = 0u16,
-                        error_class = error_class(e),
-                        error = %error_chain(e.as_ref()),
+                        status,
+                        upstream_id = body.id.as_deref().unwrap_or(""),
+                        trace_id = body.trace_id.as_deref().unwrap_or(""),
+                        error = body.error.as_deref().unwrap_or(""),
+                        error_description = body.error_description.as_deref().unwrap_or(""),
+                        body_excerpt = body.excerpt.as_deref().unwrap_or(""),
                         latency_ms = latency_ms(),
-                        "upstream attempt failed without an answer"
+                        "upstream error answer"
                     );
                 }
-                Err(_) => {}
             }
-            result
-        })
+            Err(e) if !is_local_decision(e) => {
+                crate::metrics::upstream_attempt(kind, 0);
+                crate::metrics::upstream_error(route, 0, error_class(e));
+                tracing::warn!(
+                    target: TARGET,
+                    %upstream,
+                    status = 0u16,
+                    error_class = error_class(e),
+                    error = %error_chain(e.as_ref()),
+                    latency_ms = latency_ms(),
+                    "upstream attempt failed without an answer"
+                );
+            }
+            Err(_) => {}
+        }
     }
 }
 

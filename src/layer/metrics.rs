@@ -28,26 +28,45 @@ pub struct Metrics<S> {
 
 impl<S, B> tower::Service<Request<B>> for Metrics<S>
 where
-    S: tower::Service<Request<B>, Response = Response<Bytes>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send,
+    S: tower::Service<Request<B>, Response = Response<Bytes>>,
 {
     type Response = Response<Bytes>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, S::Error>> + Send>>;
+    type Future = MetricsFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let started = tokio::time::Instant::now();
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let res = answer.await?;
-            let route = res.extensions().get::<Outcome>().and_then(|o| o.route);
-            crate::metrics::request(route, res.status().as_u16(), started.elapsed());
-            Ok(res)
-        })
+        MetricsFuture {
+            started: tokio::time::Instant::now(),
+            answer: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Metrics`]: the inner answer, counted when it comes (a named future, not
+    /// a boxed one: every request passes here).
+    pub struct MetricsFuture<F> {
+        #[pin]
+        answer: F,
+        started: tokio::time::Instant,
+    }
+}
+
+impl<F, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response<Bytes>, E>>,
+{
+    type Output = Result<Response<Bytes>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.answer.poll(cx))?;
+        let route = res.extensions().get::<Outcome>().and_then(|o| o.route);
+        crate::metrics::request(route, res.status().as_u16(), this.started.elapsed());
+        Poll::Ready(Ok(res))
     }
 }

@@ -29,6 +29,12 @@ pub type ThrottleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A route's quota: where permits come from and where throttle signals go.
 pub trait RouteQuota: Send + Sync + 'static {
+    /// Takes a permit if one is free at once, without a future (false: call `acquire`, which
+    /// must then not find this call's permit taken). Most requests find one; the default never
+    /// does.
+    fn try_acquire(&self) -> bool {
+        false
+    }
     /// Waits for a permit until `give_up_at`; past it, refuses with a 429 problem.
     fn acquire(&self, give_up_at: Instant) -> QuotaFuture<'_>;
     /// The upstream throttled an attempt: pause for `retry_after` (or a backoff) and slow down.
@@ -98,9 +104,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let RateLimitLayer { quota, max_wait } = self.layer.clone();
         Box::pin(async move {
-            quota
-                .acquire(crate::deadline::saturating_add(Instant::now(), max_wait))
-                .await?;
+            if !quota.try_acquire() {
+                quota
+                    .acquire(crate::deadline::saturating_add(Instant::now(), max_wait))
+                    .await?;
+            }
             let mut res = inner.call(req).await.map_err(Into::into)?;
             // Below 400 there is no error body to read (and no throttle signal).
             if res.status().as_u16() < 400 {

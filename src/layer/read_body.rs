@@ -5,11 +5,14 @@
 
 use crate::error::{BoxError, ProblemCode, ProxyError};
 use bytes::Bytes;
+use futures_util::future::{Either, MapErr, TryFutureExt as _};
 use http::{header, Request};
 use http_body_util::{BodyExt, Limited};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tower::util::Oneshot;
+use tower::ServiceExt as _;
 
 /// Builds [`ReadBody`].
 #[derive(Debug, Clone, Copy)]
@@ -51,24 +54,35 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+    // A request without a body goes straight to the inner future (named, not boxed).
+    type Future = Either<
+        MapErr<Oneshot<S, Request<Bytes>>, fn(S::Error) -> BoxError>,
+        Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.body().is_end_stream() && !declared_too_large(req.headers(), self.cap) {
+            let req = req.map(|_| Bytes::new());
+            // Called when first polled, as an async block would.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return Either::Left(inner.oneshot(req).map_err(Into::into as fn(_) -> _));
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let cap = self.cap;
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let (parts, body) = req.into_parts();
             let body = read(&parts.headers, body, cap).await?;
             inner
                 .call(Request::from_parts(parts, body))
                 .await
                 .map_err(Into::into)
-        })
+        }))
     }
 }
 
@@ -83,11 +97,7 @@ where
             format!("the request body is larger than max_request_body ({cap} bytes)"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
+    if declared_too_large(headers, cap) {
         return Err(too_large());
     }
     match Limited::new(body, cap).collect().await {
@@ -98,4 +108,13 @@ where
             format!("the request body could not be read: {e}"),
         )),
     }
+}
+
+/// The request's `Content-Length` is over the cap.
+fn declared_too_large(headers: &http::HeaderMap, cap: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > cap as u64)
 }

@@ -11,6 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tower::util::Oneshot;
+use tower::ServiceExt as _;
 use tower_http::request_id::RequestId;
 
 /// Builds [`Rescue`].
@@ -47,48 +49,73 @@ pub struct Rescue<S> {
 
 impl<S, B> tower::Service<Request<B>> for Rescue<S>
 where
-    S: tower::Service<Request<B>, Response = Response<Bytes>> + Clone + Send + 'static,
+    S: tower::Service<Request<B>, Response = Response<Bytes>> + Clone,
     S::Error: Into<BoxError>,
-    S::Future: Send,
-    B: Send + 'static,
 {
     type Response = Response<Bytes>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Infallible>> + Send>>;
+    type Future = RescueFuture<S, Request<B>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service is driven to readiness inside `call`, where a readiness error can
-        // still be answered with a problem.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let doc_url = self.doc_url.clone();
-        // Kept for a problem answer; both clones share their bytes with the request's.
-        let uri = req.uri().clone();
-        let request_id = req.extensions().get::<RequestId>().cloned();
-        Box::pin(async move {
-            let ready: Result<(), BoxError> =
-                std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
-            let result = match ready {
-                Ok(()) => inner.call(req).await.map_err(Into::into),
-                Err(e) => Err(e),
+        let asked = Asked {
+            uri: req.uri().clone(),
+            request_id: req.extensions().get::<RequestId>().cloned(),
+            doc_url: self.doc_url.clone(),
+        };
+        // The inner service's readiness (and any error it has) is part of the answer's future.
+        RescueFuture {
+            answer: self.inner.clone().oneshot(req),
+            asked: Some(asked),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Rescue`]: the inner answer, or the problem its error maps to (a named
+    /// future, not a boxed one: every request passes here).
+    pub struct RescueFuture<S: tower::Service<Req>, Req> {
+        #[pin]
+        answer: Oneshot<S, Req>,
+        asked: Option<Asked>,
+    }
+}
+
+/// What a problem answer names: the request's path and id, and the docs.
+struct Asked {
+    uri: http::Uri,
+    request_id: Option<RequestId>,
+    doc_url: Arc<str>,
+}
+
+impl<S, Req> Future for RescueFuture<S, Req>
+where
+    S: tower::Service<Req, Response = Response<Bytes>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Bytes>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.answer.poll(cx)).map_err(Into::into);
+        let asked = this.asked.take();
+        Poll::Ready(Ok(result.unwrap_or_else(|err| {
+            let context = ProblemContext {
+                instance: asked.as_ref().map_or("", |a| a.uri.path()),
+                request_id: asked
+                    .as_ref()
+                    .and_then(|a| a.request_id.as_ref())
+                    .and_then(|id| id.header_value().to_str().ok()),
+                doc_url: asked.as_ref().map(|a| &*a.doc_url),
             };
-            Ok(result.unwrap_or_else(|err| {
-                let context = ProblemContext {
-                    instance: uri.path(),
-                    request_id: request_id
-                        .as_ref()
-                        .and_then(|id| id.header_value().to_str().ok()),
-                    doc_url: Some(&doc_url),
-                };
-                let mut res = problem_response(&classify(&err), &context);
-                if let Some(outcome) = outcome_of(&err) {
-                    res.extensions_mut().insert::<Outcome>(outcome.clone());
-                }
-                res
-            }))
-        })
+            let mut res = problem_response(&classify(&err), &context);
+            if let Some(outcome) = outcome_of(&err) {
+                res.extensions_mut().insert::<Outcome>(outcome.clone());
+            }
+            res
+        })))
     }
 }

@@ -63,9 +63,10 @@ impl<'a> ProxyBuilder<'a> {
     pub fn build(self) -> Result<Proxy, ConfigError> {
         let config = self.config;
         let keys = Arc::new(KeyStore::load(config)?);
+        // The built-in client keeps its type in the route stacks; one given here is erased.
         let upstream = match self.upstream {
-            Some(u) => u,
-            None => UpstreamService::new(upstream_client(
+            Some(u) => Err(u),
+            None => Ok(upstream_client(
                 tls_config(&config.tls)?,
                 config.timeouts.connect,
                 config.max_response_body,
@@ -97,7 +98,10 @@ impl<'a> ProxyBuilder<'a> {
             keys: keys.clone(),
             redis,
         };
-        let Built { edge, discoveries } = stack::build(config, &shared, upstream);
+        let Built { edge, discoveries } = match upstream {
+            Ok(client) => stack::build(config, &shared, client),
+            Err(client) => stack::build(config, &shared, client),
+        };
         let runtime = tokio::runtime::Handle::try_current().ok();
         if let Some(runtime) = &runtime {
             // Fetch every issuer's discovery now, so that the first login does not wait.

@@ -92,20 +92,7 @@ impl RouteLimiter {
     /// Waits for a permit until `give_up_at`; past it, refuses with a 429 problem.
     pub async fn acquire(&self, give_up_at: Instant, route: &str) -> Result<(), ProxyError> {
         loop {
-            let (wait, lowered) = {
-                let mut s = self.lock();
-                let now = Instant::now();
-                self.recover(&mut s, now);
-                match s.paused_until.filter(|until| *until > now) {
-                    Some(until) => (until - now, true),
-                    None => (
-                        s.limiter
-                            .as_ref()
-                            .map_or(Duration::ZERO, |l| wait_for(l, &self.clock)),
-                        s.ceiling.is_some(),
-                    ),
-                }
-            };
+            let (wait, lowered) = self.wait();
             if wait.is_zero() {
                 return Ok(());
             }
@@ -134,6 +121,27 @@ impl RouteLimiter {
             }
             crate::metrics::rate_limit_wait(route);
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a permit if one is free now (what [`Self::acquire`] does without waiting).
+    pub fn try_acquire(&self) -> bool {
+        self.wait().0.is_zero()
+    }
+
+    /// How long until a permit (zero: one was taken), and whether the rate is lowered.
+    fn wait(&self) -> (Duration, bool) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        self.recover(&mut s, now);
+        match s.paused_until.filter(|until| *until > now) {
+            Some(until) => (until - now, true),
+            None => (
+                s.limiter
+                    .as_ref()
+                    .map_or(Duration::ZERO, |l| wait_for(l, &self.clock)),
+                s.ceiling.is_some(),
+            ),
         }
     }
 

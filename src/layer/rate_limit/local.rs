@@ -125,6 +125,12 @@ impl LocalQuota {
 }
 
 impl RouteQuota for LocalQuota {
+    fn try_acquire(&self) -> bool {
+        // With a global quota too, a route permit taken here would be taken again by `acquire`
+        // if the global one made the request wait: that case always goes through `acquire`.
+        self.global.is_none() && self.limiter.try_acquire()
+    }
+
     fn acquire(&self, give_up_at: Instant) -> QuotaFuture<'_> {
         Box::pin(async move {
             let route = self.route.label();
