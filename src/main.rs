@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// jemalloc, with the options in `.cargo/config.toml`: it gives freed memory back to the system
-/// in the background (glibc's malloc kept most of what a connection flood had used) and costs
-/// less CPU per request than glibc's on the load benchmark.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+mod allocator;
 
 /// Exit status for a configuration error (sysexits EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -402,15 +397,4 @@ fn jwks(path: &Path) -> Result<(), Failure> {
         serde_json::to_string_pretty(&proxy.public_jwks()).expect("JSON")
     );
     Ok(())
-}
-
-#[cfg(all(test, feature = "jemalloc"))]
-mod allocator {
-    /// The options of `.cargo/config.toml` reached the binary's jemalloc: without the
-    /// background thread, freed pages would stay until the next allocation in their arena.
-    #[test]
-    fn jemalloc_returns_freed_memory_in_the_background() {
-        assert!(tikv_jemalloc_ctl::opt::background_thread::read().unwrap());
-        assert!(tikv_jemalloc_ctl::background_thread::read().unwrap());
-    }
 }

@@ -1,16 +1,17 @@
 //! The router: a request's path and method -> its route's own stack. Unknown paths, wrong
 //! methods and forward-proxy targets are errors like any other (the one rescue maps them, the
 //! one metrics layer counts them). For a matched route it resolves the upstream URL (from
-//! config, or from the issuer's discovery), makes the request's [`RequestFacts`], and records
-//! the route on the request's span and in the answer's [`Outcome`].
+//! config, or from the issuer's discovery), makes the request that goes upstream
+//! ([`forward`]), and records the route on the request's span and in the answer's
+//! [`Outcome`].
 
 use crate::config::{Config, RouteKind};
 use crate::discovery::{Discovery, Endpoint, Metadata};
 use crate::error::{annotate, BoxError, ProblemCode, ProxyError};
-use crate::layer::{Outcome, RequestFacts};
+use crate::layer::Outcome;
 use crate::proxy::RouteLine;
 use bytes::Bytes;
-use http::{header, Method, Request, Response};
+use http::{Method, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt as _;
 
+mod forward;
 mod hop_by_hop;
+use forward::{prepare_fixed, query_room, upstream_request};
 use hop_by_hop::strip_hop_by_hop;
 
 /// One route's stack: the app's request (its URI already the upstream URL) in, the answer out.
@@ -297,78 +300,6 @@ impl Destination {
             Self::Refused(refused) => Err(refused),
         }
     }
-}
-
-/// The app's request made ready for the upstream: the upstream URL with the app's query,
-/// HTTP/1.1 (the client negotiates), no hop-by-hop headers, and the request's facts.
-async fn upstream_request(
-    req: Request<Bytes>,
-    destination: Destination,
-    deadline: tokio::time::Instant,
-) -> Result<Request<Bytes>, ProxyError> {
-    prepare(req, destination.resolve().await?, deadline)
-}
-
-/// [`upstream_request`] once the URL is known.
-fn prepare(
-    req: Request<Bytes>,
-    target: Target,
-    deadline: tokio::time::Instant,
-) -> Result<Request<Bytes>, ProxyError> {
-    let (parts, body) = req.into_parts();
-    let mut uri = String::with_capacity(target.url.len() + query_room(&parts.uri));
-    uri.push_str(&target.url);
-    forward(parts, body, uri, target, deadline)
-}
-
-/// [`prepare`] for a URL from config, which [`Router::find`] made with room for the query:
-/// the URI is made in it (one allocation fewer per request).
-fn prepare_fixed(
-    req: Request<Bytes>,
-    url: String,
-    deadline: tokio::time::Instant,
-) -> Result<Request<Bytes>, ProxyError> {
-    let (parts, body) = req.into_parts();
-    let htu: Arc<str> = url.as_str().into();
-    let target = Target {
-        aud: htu.clone(),
-        url: htu,
-    };
-    forward(parts, body, url, target, deadline)
-}
-
-/// Bytes a URI needs for its query (`?` and the query), if it has one.
-fn query_room(uri: &http::Uri) -> usize {
-    uri.query().map_or(0, |q| q.len() + 1)
-}
-
-/// The request for the upstream: `uri` (the target's URL) with the app's query.
-fn forward(
-    mut parts: http::request::Parts,
-    body: Bytes,
-    mut uri: String,
-    target: Target,
-    deadline: tokio::time::Instant,
-) -> Result<Request<Bytes>, ProxyError> {
-    if let Some(q) = parts.uri.query() {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    // From the String itself: its bytes become the URI's, uncopied.
-    parts.uri = http::Uri::try_from(uri).map_err(|_| {
-        ProxyError::new(
-            ProblemCode::ValidationInvalidParameter,
-            "the request path or query is not a valid URI",
-        )
-    })?;
-    parts.version = http::Version::HTTP_11;
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .extensions
-        .insert(RequestFacts::new(target.url, target.aud, deadline));
-    Ok(Request::from_parts(parts, body))
 }
 
 /// The discovery endpoint a route calls (None: its URL comes from config).
