@@ -10,23 +10,29 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 /// A request body that fails with `VALIDATION_BODY_TIMEOUT` once its deadline passes before
-/// its end. The timer is made only when the body is not all there at the first read.
+/// its end. The timer is made only when the body is not all there at the first read; a body
+/// that is complete from the start (a GET, say) has no deadline at all and costs no clock read.
 #[derive(Debug)]
 pub struct DeadlineBody<B = Incoming> {
     inner: B,
-    deadline: Instant,
+    /// None for a body complete from the start (it never waits).
+    deadline: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
     expired: Option<Arc<AtomicBool>>,
 }
 
 impl<B: Body> DeadlineBody<B> {
-    /// `inner` must end by `deadline`; the flag (None for a body that is already complete)
-    /// turns true if it did not.
-    pub(super) fn new(inner: B, deadline: Instant) -> (Self, Option<Arc<AtomicBool>>) {
+    /// `inner` must end within `timeout` from now; the flag (None for a body that is already
+    /// complete) turns true if it did not.
+    pub(super) fn new(inner: B, timeout: Duration) -> (Self, Option<Arc<AtomicBool>>) {
         let expired = (!inner.is_end_stream()).then(Arc::default);
+        let deadline = expired
+            .is_some()
+            .then(|| crate::deadline::saturating_add(Instant::now(), timeout));
         let body = Self {
             inner,
             deadline,
@@ -58,7 +64,9 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
-                let deadline = this.deadline;
+                let Some(deadline) = this.deadline else {
+                    return Poll::Pending;
+                };
                 let sleep = this
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -100,7 +108,6 @@ pub(super) fn body_timeout() -> ProxyError {
 mod tests {
     use super::*;
     use http_body_util::{BodyExt as _, StreamBody};
-    use std::time::Duration;
 
     type Frames = futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, BoxError>>>;
 
@@ -116,8 +123,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_coming_fails_at_its_deadline() {
         let started = Instant::now();
-        let (body, expired) =
-            DeadlineBody::new(stalled_after(b"code="), started + Duration::from_secs(15));
+        let (body, expired) = DeadlineBody::new(stalled_after(b"code="), Duration::from_secs(15));
         let err = body.collect().await.unwrap_err();
         let err = err.downcast::<ProxyError>().unwrap();
         assert_eq!(err.code, ProblemCode::ValidationBodyTimeout);
@@ -129,11 +135,11 @@ mod tests {
     async fn a_whole_body_passes_and_an_empty_one_needs_no_timer() {
         let (body, expired) = DeadlineBody::new(
             http_body_util::Full::new(Bytes::from_static(b"code=1")),
-            Instant::now() + Duration::from_secs(15),
+            Duration::from_secs(15),
         );
         assert_eq!(body.collect().await.unwrap().to_bytes(), "code=1");
         assert!(!expired.unwrap().load(Ordering::Relaxed));
-        let (_, none) = DeadlineBody::new(http_body_util::Empty::<Bytes>::new(), Instant::now());
+        let (_, none) = DeadlineBody::new(http_body_util::Empty::<Bytes>::new(), Duration::ZERO);
         assert!(none.is_none());
     }
 }

@@ -25,7 +25,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -95,22 +96,21 @@ pub(super) async fn drive<S, H, F>(
         let (shared, activity) = (shared.clone(), activity.clone());
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = activity.begin();
-            let body_by =
-                crate::deadline::saturating_add(Instant::now(), shared.limits.body_timeout);
             let (parts, body) = req.into_parts();
-            let (body, expired) = DeadlineBody::new(body, body_by);
-            // For a 408 only; the clone shares the request's bytes.
-            let uri = parts.uri.clone();
+            // A body still to come gets a deadline, and its request keeps the URI and the
+            // problem link for a 408; a request without one (a GET) costs neither.
+            let (body, expired) = DeadlineBody::new(body, shared.limits.body_timeout);
+            let for_408 = expired
+                .is_some()
+                .then(|| (parts.uri.clone(), shared.doc_url.clone()));
             let answer = (shared.handler)(Request::from_parts(parts, body));
-            let doc_url = shared.doc_url.clone();
             async move {
                 let res = answer.await;
                 drop(in_flight);
                 let late = expired.is_some_and(|e| e.load(Ordering::Relaxed));
-                Ok::<_, std::convert::Infallible>(if late {
-                    timed_out(&res, uri.path(), doc_url.as_deref())
-                } else {
-                    res
+                Ok::<_, std::convert::Infallible>(match for_408 {
+                    Some((uri, doc_url)) if late => timed_out(&res, uri.path(), doc_url.as_deref()),
+                    _ => res,
                 })
             }
         })
@@ -125,36 +125,78 @@ pub(super) async fn drive<S, H, F>(
     let mut closing = false;
     loop {
         activity.arm(next);
-        tokio::select! {
-            ended = conn.as_mut() => {
+        let sleep = tokio::time::sleep_until(next);
+        let ended = activity.ended.notified();
+        let stopped = stop.changed();
+        tokio::pin!(sleep, ended, stopped);
+        let mut registered = false;
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Closed(ended));
+            }
+            // The connection wakes this task for every request; the others rarely. Each of them
+            // is polled once to register, then again only once it may be ready.
+            let first = !std::mem::replace(&mut registered, true);
+            if (first || sleep.is_elapsed()) && sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Due);
+            }
+            if (first || activity.ended_early.load(Ordering::Acquire))
+                && ended.as_mut().poll(cx).is_ready()
+            {
+                activity.ended_early.store(false, Ordering::Release);
+                return Poll::Ready(Event::RequestEnded);
+            }
+            if !closing && stopped.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Stop);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Closed(ended) => {
                 if let Err(e) = ended {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
                 return;
             }
-            () = tokio::time::sleep_until(next) => match activity.due(first_request_by, idle) {
+            Event::Due => match activity.due(first_request_by, idle) {
                 // Nothing ever started, or nothing since the shutdown began: drop it.
                 Due::Now if closing || !activity.started() => return,
                 Due::Now => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
-                    next = crate::deadline::saturating_add(Instant::now(), shared.limits.header_read_timeout);
+                    next = crate::deadline::saturating_add(
+                        Instant::now(),
+                        shared.limits.header_read_timeout,
+                    );
                 }
                 Due::At(at) => next = at,
             },
             // A request ended and the idle deadline now comes before the one slept for.
-            () = activity.ended.notified() => {
+            Event::RequestEnded => {
                 next = match activity.due(first_request_by, idle) {
                     Due::At(at) => at,
                     Due::Now => Instant::now(),
                 };
             }
-            _ = stop.changed(), if !closing => {
+            Event::Stop => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
         }
     }
+}
+
+/// What woke the connection's loop.
+enum Event {
+    /// The connection closed (hyper's result).
+    Closed(Result<(), Box<dyn std::error::Error + Send + Sync>>),
+    /// The timer fired.
+    Due,
+    /// A request ended early enough to bring the idle deadline forward.
+    RequestEnded,
+    /// The server is shutting down.
+    Stop,
 }
 
 /// The 408 for a request whose body came too late (whatever the handler made of the error),
@@ -187,6 +229,8 @@ struct Activity {
     state: Mutex<State>,
     /// Rung when a request's end brings the idle deadline before the armed timer.
     ended: tokio::sync::Notify,
+    /// Set before `ended` is rung: the connection's loop polls `ended` only then.
+    ended_early: AtomicBool,
     idle: std::time::Duration,
 }
 
@@ -214,6 +258,7 @@ impl Activity {
                 armed: now,
             }),
             ended: tokio::sync::Notify::new(),
+            ended_early: AtomicBool::new(false),
             idle,
         }
     }
@@ -272,6 +317,7 @@ impl Drop for InFlight {
             s.in_flight == 0 && s.armed > crate::deadline::saturating_add(s.idle_since, self.0.idle)
         };
         if earlier {
+            self.0.ended_early.store(true, Ordering::Release);
             self.0.ended.notify_one();
         }
     }
