@@ -129,6 +129,7 @@ pub mod shared;
 mod stack;
 mod upstream;
 mod upstream_answer;
+mod whole_body;
 
 pub use config::Config;
 pub use proxy::{Proxy, ProxyBuilder, RouteLine};

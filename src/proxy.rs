@@ -8,7 +8,7 @@ use crate::key_source::KeyStore;
 use crate::stack::{AnswerBody, EdgeService};
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -194,32 +194,14 @@ pub(crate) fn answer(
 }
 
 /// An answer's body, which the stack already holds whole in memory: its one data frame, as
-/// it is (`collect` would first put it in a list of buffers).
-async fn whole(mut body: AnswerBody) -> Bytes {
-    let mut first = Bytes::new();
-    let mut joined: Option<bytes::BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let data = match frame {
-            Ok(frame) => match frame.into_data() {
-                Ok(data) => data,
-                Err(_) => continue, // trailers: none here, and nothing to keep
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "an answer's body could not be read");
-                return Bytes::new();
-            }
-        };
-        match &mut joined {
-            None if first.is_empty() => first = data,
-            None => {
-                let mut all = bytes::BytesMut::from(&first[..]);
-                all.extend_from_slice(&data);
-                joined = Some(all);
-            }
-            Some(all) => all.extend_from_slice(&data),
-        }
-    }
-    joined.map_or(first, bytes::BytesMut::freeze)
+/// it is.
+async fn whole(body: AnswerBody) -> Bytes {
+    crate::whole_body::WholeBody::new(body)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an answer's body could not be read");
+            Bytes::new()
+        })
 }
 
 /// The proxy as a tower service: app requests (by local path) in, answers out, never an error.

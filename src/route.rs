@@ -57,6 +57,8 @@ impl RouteEntry {
 pub(crate) struct Mount {
     prefix: String,
     base_url: String,
+    /// The `Host` of requests to `base_url`, made once (see [`forward::host_header`]).
+    host: Option<http::HeaderValue>,
     routes: Vec<RouteEntry>,
 }
 
@@ -66,6 +68,7 @@ impl Mount {
         Self {
             prefix: prefix.to_owned(),
             base_url: base_url.to_owned(),
+            host: forward::host_header(base_url),
             routes,
         }
     }
@@ -102,7 +105,9 @@ impl Router {
                 let destination = match (route.kind, &route.discovery, endpoint(route.kind)) {
                     (RouteKind::Passthrough, _, _) if rest.is_empty() || rest.starts_with('/') => {
                         match crate::path_guard::normalise_passthrough(rest) {
-                            Ok(rest) => Destination::Fixed(url(&[&m.base_url, &rest])),
+                            Ok(rest) => {
+                                Destination::Fixed(url(&[&m.base_url, &rest]), m.host.clone())
+                            }
                             Err(refused) => Destination::Refused(refused),
                         }
                     }
@@ -110,7 +115,10 @@ impl Router {
                     (RouteKind::V4Person, _, _) => match rest.strip_prefix("/person/") {
                         Some(sub) if !sub.is_empty() && !sub.contains('/') => {
                             match crate::path_guard::check_segment("person `sub`", sub) {
-                                Ok(()) => Destination::Fixed(url(&[&m.base_url, "/person/", sub])),
+                                Ok(()) => Destination::Fixed(
+                                    url(&[&m.base_url, "/person/", sub]),
+                                    m.host.clone(),
+                                ),
                                 Err(refused) => Destination::Refused(refused),
                             }
                         }
@@ -120,7 +128,9 @@ impl Router {
                     (_, Some(discovery), Some(endpoint)) => {
                         Destination::Discovered(discovery.clone(), endpoint)
                     }
-                    (kind, _, _) => Destination::Fixed(url(&[&m.base_url, kind.local_path()])),
+                    (kind, _, _) => {
+                        Destination::Fixed(url(&[&m.base_url, kind.local_path()]), m.host.clone())
+                    }
                 };
                 return Some((route, destination));
             }
@@ -194,7 +204,7 @@ impl tower::Service<Request<Bytes>> for Router {
         };
         let answer: BoxFuture = match destination {
             // A URL from config: the request is ready now, and the route's future is the answer.
-            Destination::Fixed(url) => match prepare_fixed(req, url, deadline) {
+            Destination::Fixed(url, host) => match prepare_fixed(req, url, host, deadline) {
                 Ok(req) => stack.call_shared(req),
                 Err(e) => Box::pin(std::future::ready(Err(unresolved(e)))),
             },
@@ -276,8 +286,8 @@ impl Target {
 
 /// A route's upstream address: fixed by config (v4) or taken from discovery (FAPI, CIBA).
 enum Destination {
-    /// A URL known from config; `aud` is the URL itself (v4's token URL).
-    Fixed(String),
+    /// A URL known from config, and its `Host`; `aud` is the URL itself (v4's token URL).
+    Fixed(String, Option<http::HeaderValue>),
     /// An endpoint from the issuer's metadata; `aud` is the issuer.
     Discovered(Arc<Discovery>, Endpoint),
     /// A path that must not be signed or forwarded (see [`crate::path_guard`]).
@@ -288,7 +298,7 @@ impl Destination {
     /// The URL and audience, fetching discovery if it was never fetched.
     async fn resolve(self) -> Result<Target, ProxyError> {
         match self {
-            Self::Fixed(url) => Ok(Target::fixed(url)),
+            Self::Fixed(url, _) => Ok(Target::fixed(url)),
             Self::Discovered(discovery, endpoint) => {
                 let metadata: Arc<Metadata> = discovery.metadata().await?;
                 let url = metadata.endpoint(endpoint)?.into();

@@ -3,10 +3,10 @@
 
 use crate::config::{ConfigError, Roots, TlsConfig};
 use crate::error::{BoxError, ProblemCode, ProxyError};
+use crate::whole_body::WholeBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -183,7 +183,7 @@ pin_project_lite::pin_project! {
         B::Error: Into<BoxError>,
     {
         Answer { #[pin] answer: Oneshot<S, Request<Full<Bytes>>> },
-        Body { #[pin] body: Collect<Limited<B>>, parts: Option<http::response::Parts> },
+        Body { #[pin] body: WholeBody<Limited<B>>, parts: Option<http::response::Parts> },
     }
 }
 
@@ -204,7 +204,7 @@ where
                     let res = std::task::ready!(answer.poll(cx)).map_err(Into::into)?;
                     let (parts, body) = res.into_parts();
                     this.state.set(Buffering::Body {
-                        body: Limited::new(body, *this.cap).collect(),
+                        body: WholeBody::new(Limited::new(body, *this.cap)),
                         parts: Some(parts),
                     });
                 }
@@ -216,8 +216,7 @@ where
                         } else {
                             ProxyError::new(ProblemCode::ProviderUnreachable, format!("the upstream connection failed while its answer was read: {e}"))
                         }
-                    })?
-                    .to_bytes();
+                    })?;
                     let parts = parts
                         .take()
                         .expect("an answer's head is taken once, with its body");

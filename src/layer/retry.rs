@@ -108,8 +108,8 @@ where
                     &result,
                     &budget,
                     deadline,
-                    Now::current(),
-                    &mut rand::thread_rng(),
+                    Now::current,
+                    rand::thread_rng,
                 );
                 match decision {
                     Decision::RepeatNow => crate::metrics::nonce_retry(route),

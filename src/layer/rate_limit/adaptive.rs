@@ -10,6 +10,7 @@
 use super::local::{gcra, wait_for, Gcra, TokioClock};
 use crate::config::RateLimitSettings;
 use crate::error::{ProblemCode, ProxyError, UpstreamIds};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -31,6 +32,12 @@ pub struct RouteLimiter {
     state: Mutex<State>,
     /// The upstream error of the last throttle, named in the problems of refused requests.
     last_throttle: Mutex<Option<UpstreamIds>>,
+    /// Set with `paused_until` (under the lock), cleared once a wait finds the pause over: a
+    /// route without a quota and not paused hands out permits without the lock or the clock.
+    paused: AtomicBool,
+    /// Whether `throttles` is above zero (written under the lock): a normal answer after a
+    /// normal answer takes no lock.
+    throttled: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -67,6 +74,8 @@ impl RouteLimiter {
             clock,
             state: Mutex::new(state),
             last_throttle: Mutex::new(None),
+            paused: AtomicBool::new(false),
+            throttled: AtomicBool::new(false),
         }
     }
 
@@ -126,6 +135,10 @@ impl RouteLimiter {
 
     /// Takes a permit if one is free now (what [`Self::acquire`] does without waiting).
     pub fn try_acquire(&self) -> bool {
+        // No quota (the route's limit is off) and no pause: nothing to count.
+        if self.configured.is_none() && !self.paused.load(Ordering::Acquire) {
+            return true;
+        }
         self.wait().0.is_zero()
     }
 
@@ -134,7 +147,11 @@ impl RouteLimiter {
         let mut s = self.lock();
         let now = Instant::now();
         self.recover(&mut s, now);
-        match s.paused_until.filter(|until| *until > now) {
+        if s.paused_until.is_some_and(|until| until <= now) {
+            s.paused_until = None;
+            self.paused.store(false, Ordering::Release);
+        }
+        match s.paused_until {
             Some(until) => (until - now, true),
             None => (
                 s.limiter
@@ -154,6 +171,8 @@ impl RouteLimiter {
         let backoff = Duration::from_secs(1 << (s.throttles - 1).min(6));
         let pause = retry_after.unwrap_or(backoff).min(MAX_PAUSE);
         s.paused_until = Some(s.paused_until.map_or(now + pause, |p| p.max(now + pause)));
+        self.paused.store(true, Ordering::Release);
+        self.throttled.store(true, Ordering::Release);
         if let Some((_, _)) = self.configured {
             // Several attempts in flight may all come back throttled: lower once per pause.
             if s.ceiling.is_some() && s.last_step > now {
@@ -170,7 +189,11 @@ impl RouteLimiter {
 
     /// A normal (non-throttle) upstream answer.
     pub fn on_answer(&self) {
-        self.lock().throttles = 0;
+        if self.throttled.load(Ordering::Acquire) {
+            let mut s = self.lock();
+            s.throttles = 0;
+            self.throttled.store(false, Ordering::Release);
+        }
     }
 
     fn recover(&self, s: &mut State, now: Instant) {

@@ -120,15 +120,17 @@ impl RetryPolicy {
     }
 
     /// Decides after an attempt finished with `result`; counts what it allows in `tally` and
-    /// withdraws retries from `budget`. The request must be answered by `deadline`.
-    pub fn decide(
+    /// withdraws retries from `budget`. The request must be answered by `deadline`. `now` and
+    /// `rng` are asked only for a result that may be retried (most results are final, and
+    /// need neither a clock read nor a random number).
+    pub fn decide<R: Rng>(
         &self,
         tally: &mut Tally,
         result: &Result<Response<Bytes>, BoxError>,
         budget: &TpsBudget,
         deadline: Instant,
-        now: Now,
-        rng: &mut impl Rng,
+        now: impl FnOnce() -> Now,
+        rng: impl FnOnce() -> R,
     ) -> Decision {
         let s = &self.settings;
         if let Ok(res) = result {
@@ -150,7 +152,8 @@ impl RetryPolicy {
         if done {
             return Decision::Done(Stop::RetriesSpent);
         }
-        let mut delay = self.backoff(tally.retries, rng);
+        let now = now();
+        let mut delay = self.backoff(tally.retries, &mut rng());
         if reason == RetryReason::ServerError {
             // "Retry once after a delay": at least the full first backoff step.
             delay = delay.max(s.base_delay);
