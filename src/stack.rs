@@ -8,6 +8,9 @@
 //!        -> sensitive headers -> attempt timeout -> upstream
 //! ```
 //!
+//! A passthrough route has no overall timer: its only waits (a permit, a backoff, an attempt)
+//! each end by the request's deadline, so one timer per attempt enforces both timeouts.
+//!
 //! Rescue sits outside everything the proxy decides, so the app always gets an answer; metrics
 //! outside rescue counts problem answers too. The API key is checked before the body is read.
 //! Local checks sit outside the rate limiter, so a request the proxy refuses itself never takes
@@ -23,9 +26,10 @@ use crate::inbound::ApiKeys;
 use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
 use crate::layer::{
-    AccessLog, ApiKeyLayer, BreakerLayer, Decrypt, ErrorLogLayer, GlobalLimiter, InjectLayer,
-    LocalChecksLayer, LocalQuota, MakeRequestIds, MetricsLayer, PublicJwksLayer, RateLimitLayer,
-    ReadBodyLayer, RequestSpan, RescueLayer, RetryLayer, RetryPolicy, RouteQuota, Signing,
+    AccessLog, ApiKeyLayer, AttemptTimeoutLayer, BreakerLayer, Decrypt, ErrorLogLayer,
+    GlobalLimiter, InjectLayer, LocalChecksLayer, LocalQuota, MakeRequestIds, MetricsLayer,
+    PublicJwksLayer, RateLimitLayer, ReadBodyLayer, RequestSpan, RescueLayer, RetryLayer,
+    RetryPolicy, RouteQuota, Signing,
 };
 use crate::route::{Mount, RouteEntry, RouteService, Router};
 use crate::shared::SharedQuota;
@@ -243,8 +247,9 @@ struct Route<'a> {
     decrypt: Option<Decrypt>,
 }
 
-/// One route's stack, from its own settings. A passthrough route has no local checks and no
-/// signing; everything else is the same for every route.
+/// One route's stack, from its own settings. A passthrough route has no local checks, no
+/// signing and no overall timer (see the module docs); everything else is the same for every
+/// route.
 fn route_stack<C: Client>(
     config: &Config,
     shared: &Shared,
@@ -291,10 +296,12 @@ fn route_stack<C: Client>(
         }
     });
     // tower's TimeoutLayer, whose `Elapsed` the rescue answers as 504 PROVIDER_TIMEOUT;
-    // tower-http's answers 408 itself, which is wrong for a gateway.
+    // tower-http's answers 408 itself, which is wrong for a gateway. Signing may wait (nonces
+    // and bindings in Redis, the provider's JWKS), so a signed route keeps the overall timer.
+    let overall = signed.then(|| TimeoutLayer::new(timeouts.overall));
     let stack = ServiceBuilder::new()
         .option_layer(checks)
-        .layer(TimeoutLayer::new(timeouts.overall))
+        .option_layer(overall)
         .option_layer(breaker)
         .layer(RetryLayer::new(
             kind,
@@ -309,7 +316,7 @@ fn route_stack<C: Client>(
         .option_layer(
             signed.then(|| SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, DPOP.clone()])),
         )
-        .layer(TimeoutLayer::new(timeouts.attempt))
+        .layer(AttemptTimeoutLayer::new(timeouts.attempt))
         .service(client);
     ArcService::new(stack)
 }

@@ -327,3 +327,41 @@ async fn an_upstream_429_with_retry_after_keeps_the_route_silent_upstream_until_
     assert_eq!(h.token(SUB, SCOPE).await.status, StatusCode::OK);
     assert_eq!(h.received_on("/token").len(), 2);
 }
+
+/// A passthrough route has no overall timer of its own: a retried attempt that hangs is cut at
+/// the request's deadline, not a whole attempt timeout after it started.
+#[tokio::test(start_paused = true)]
+async fn a_passthrough_attempt_that_hangs_ends_at_the_overall_deadline() {
+    let (logs, _guard) = capture();
+    let h = Harness::start_from("[timeouts]\nattempt = \"5s\"\noverall = \"5s\"", |e| {
+        let base = e.base_url();
+        let root = base.trim_end_matches("/com/v4");
+        format!(
+            "[[upstream]]\nname = \"myinfo\"\nkind = \"myinfo-v4\"\nbase_url = \"{base}\"\n\
+             [[upstream]]\nname = \"plain\"\nkind = \"passthrough\"\nbase_url = \"{root}\"\nlocal_prefix = \"/plain\"\n"
+        )
+    })
+    .await;
+    // A 503 asking for one second, then an attempt that never ends: without the deadline the
+    // second attempt would run until at least 1 + 5 = 6 s.
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: Some("1".into()),
+    };
+    h.emulator.script(EmulatorRoute::Jwks, unavailable, 1);
+    h.emulator.script(EmulatorRoute::Jwks, Fault::Hang, 1);
+    let started = Instant::now();
+    let res = h
+        .send(Method::GET, "/plain/com/v4/jwks", &[], Bytes::new())
+        .await;
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!(res.status, StatusCode::GATEWAY_TIMEOUT, "{:?}", res.body);
+    res.problem("PROVIDER_TIMEOUT");
+    let sent = h.emulator.received();
+    assert_eq!(sent.iter().filter(|r| r.path == "/com/v4/jwks").count(), 2);
+    // The cut attempt is an upstream error like any other: logged, as a timeout.
+    let failures = logs.with_target("myinfo_proxy::upstream_error");
+    let classes: Vec<_> = failures.iter().map(|e| e.field("error_class")).collect();
+    assert_eq!(classes.len(), 2, "{classes:?}");
+    assert_eq!(classes[1], Some("timeout"));
+}

@@ -2,6 +2,7 @@
 //! `Foo<S>`. One module of the crate, `stack`, orders them (see the crate docs).
 
 mod api_key;
+mod attempt_timeout;
 mod breaker;
 mod error_log;
 mod facts;
@@ -18,6 +19,7 @@ mod trace;
 
 pub use crate::upstream::{BufferBodies, BufferBodiesFuture, BufferBodiesLayer};
 pub(crate) use api_key::ApiKeyLayer;
+pub use attempt_timeout::{AttemptTimeout, AttemptTimeoutFuture, AttemptTimeoutLayer};
 pub use breaker::{Breaker, BreakerFuture, BreakerLayer};
 pub use error_log::{ErrorLog, ErrorLogFuture, ErrorLogLayer};
 pub use facts::{Bind, Outcome, RequestFacts};

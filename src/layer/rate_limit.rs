@@ -6,6 +6,7 @@
 //! the local one ([`LocalQuota`]) without touching this layer.
 
 use crate::error::{BoxError, ProxyError, UpstreamIds};
+use crate::layer::RequestFacts;
 use crate::upstream_answer::{error_body, is_throttle, retry_after};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -62,7 +63,8 @@ impl std::fmt::Debug for RateLimitLayer {
 }
 
 impl RateLimitLayer {
-    /// Permits from `quota`; an attempt waits at most `max_wait` for one, then gets a 429 problem.
+    /// Permits from `quota`; an attempt waits at most `max_wait` for one (and not past its
+    /// request's deadline, when it carries [`RequestFacts`]), then gets a 429 problem.
     pub fn new(quota: Arc<dyn RouteQuota>, max_wait: Duration) -> Self {
         Self { quota, max_wait }
     }
@@ -105,9 +107,13 @@ where
         let RateLimitLayer { quota, max_wait } = self.layer.clone();
         Box::pin(async move {
             if !quota.try_acquire() {
-                quota
-                    .acquire(crate::deadline::saturating_add(Instant::now(), max_wait))
-                    .await?;
+                // At most `max_wait`, and never past the request's deadline (a passthrough
+                // route has no overall timer that would cut a longer wait).
+                let mut give_up_at = crate::deadline::saturating_add(Instant::now(), max_wait);
+                if let Some(facts) = req.extensions().get::<RequestFacts>() {
+                    give_up_at = give_up_at.min(facts.deadline);
+                }
+                quota.acquire(give_up_at).await?;
             }
             let mut res = inner.call(req).await.map_err(Into::into)?;
             // Below 400 there is no error body to read (and no throttle signal).

@@ -103,7 +103,7 @@ impl Harness {
 
     /// New client keys, an emulator that knows them, and a proxy whose config is the
     /// harness's top level plus `extra`, `[keys]`, then `upstreams(&emulator)`.
-    async fn start_from(extra: &str, upstreams: impl FnOnce(&Emulator) -> String) -> Self {
+    pub async fn start_from(extra: &str, upstreams: impl FnOnce(&Emulator) -> String) -> Self {
         logs::install();
         let keys = ClientKeyFiles::new();
         let emulator = Emulator::start(

@@ -102,6 +102,38 @@ async fn burst_goes_at_once_then_requests_wait_then_get_429_with_retry_after() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_wait_that_would_end_past_the_requests_deadline_is_refused_at_once() {
+    let route = route("per_second = 1\nburst = 1\nmax_wait = \"5s\"", "");
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut svc = route.layer().layer(upstream(calls.clone()));
+    let start = Instant::now();
+    send(&mut svc, request(&route)).await.unwrap();
+    // The next permit is 1 s away, within max_wait; the request has 500 ms left.
+    let mut late = request(&route);
+    late.extensions_mut()
+        .insert(crate::layer::RequestFacts::new(
+            "https://u.example/com/v4/token",
+            "https://u.example/com/v4/token",
+            start + Duration::from_millis(500),
+        ));
+    let refused = problem(send(&mut svc, late).await.unwrap_err());
+    assert_eq!(refused.code, crate::error::ProblemCode::ResourceRateLimited);
+    assert_eq!(Instant::now(), start, "refused without waiting");
+    // With time enough, the same wait is waited.
+    let mut patient = request(&route);
+    patient
+        .extensions_mut()
+        .insert(crate::layer::RequestFacts::new(
+            "https://u.example/com/v4/token",
+            "https://u.example/com/v4/token",
+            start + Duration::from_secs(3),
+        ));
+    send(&mut svc, patient).await.unwrap();
+    assert_eq!(Instant::now() - start, Duration::from_secs(1));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn global_quota_applies_across_routes() {
     let a = route(
         "per_second = 100\nburst = 100\nmax_wait = \"0s\"",
