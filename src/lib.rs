@@ -9,13 +9,15 @@
 //! ## The layers, outermost first
 //!
 //! ```text
-//! request id, sensitive headers, trace span, catch panic   (tower-http)
-//! metrics       (layer::MetricsLayer)       what the app saw: requests and durations by route
+//! request id, sensitive headers, trace span, catch panic   (tower-http); the trace layer's
+//!               answer hook logs the access event and counts the metrics (what the app saw:
+//!               requests and durations by route; layer::MetricsLayer does the same alone)
 //! rescue        (layer::RescueLayer)        every error becomes a problem+json answer
 //! API key, body (read after the key)        inbound auth on the headers; the body capped
 //! router                                    path + method -> the route's own stack:
 //!   local checks (layer::LocalChecksLayer)  form, token and login lookups; no permit taken
-//!   timeout      (tower TimeoutLayer)       timeouts.overall
+//!   timeout      (tower TimeoutLayer)       timeouts.overall (signed routes; a passthrough
+//!                                           route's attempts end by the deadline instead)
 //!   breaker      (layer::BreakerLayer)     fails fast (503) while an upstream keeps failing
 //!   retry        (layer::RetryLayer)        decisions in layer::RetryPolicy: 502/503,
 //!                                           retryable OAuth errors, no-answer failures; backoff
@@ -26,7 +28,7 @@
 //!   error log    (layer::ErrorLogLayer)     one event per failed attempt, with id and trace_id
 //!   inject       (layer::InjectLayer)       client assertion, DPoP proof, Authorization: DPoP,
 //!                                           token and login bindings, decryption
-//!   timeout      (tower TimeoutLayer)       timeouts.attempt
+//!   timeout      (layer::AttemptTimeoutLayer) timeouts.attempt, never past the deadline
 //!   upstream     (layer::BufferBodies)      any HTTP client, bodies buffered
 //! ```
 //!

@@ -160,7 +160,10 @@ impl Router {
                 ),
             ));
         };
-        tracing::Span::current().record("route", route.kind.label());
+        // The `request` span is an INFO span: nothing to record in when INFO is off.
+        if tracing::level_enabled!(tracing::Level::INFO) {
+            tracing::Span::current().record("route", route.kind.label());
+        }
         if !route.kind.takes(req.method()) {
             let refused = ProxyError::new(
                 ProblemCode::ResourceMethodNotAllowed,

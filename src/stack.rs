@@ -1,8 +1,9 @@
 //! The one place that orders the layers and says where every setting enters. Outermost first:
 //!
 //! ```text
-//! tower-http: request id (set + propagate), sensitive headers, trace span, catch panic
-//!   -> metrics -> rescue -> [public JWKS] -> API key (on headers) -> read body (capped)
+//! tower-http: request id (set + propagate), sensitive headers, trace span (+ access event and
+//!   metrics as the answer leaves), catch panic
+//!   -> rescue -> [public JWKS] -> API key (on headers) -> read body (capped)
 //!   -> router (path + method -> the route's own stack), then per route:
 //!      local checks -> overall timeout -> breaker -> retry -> rate limit -> error log -> inject
 //!        -> sensitive headers -> attempt timeout -> upstream
@@ -11,8 +12,9 @@
 //! A passthrough route has no overall timer: its only waits (a permit, a backoff, an attempt)
 //! each end by the request's deadline, so one timer per attempt enforces both timeouts.
 //!
-//! Rescue sits outside everything the proxy decides, so the app always gets an answer; metrics
-//! outside rescue counts problem answers too. The API key is checked before the body is read.
+//! Rescue sits outside everything the proxy decides, so the app always gets an answer; the
+//! metrics, counted by the trace layer outside rescue and catch-panic, count problem answers
+//! and panics too. The API key is checked before the body is read.
 //! Local checks sit outside the rate limiter, so a request the proxy refuses itself never takes
 //! a permit. Inject sits inside retry, so every attempt gets a new assertion `jti` and a new
 //! proof; the rate limiter sits inside retry, so every attempt that reaches Singpass counts
@@ -27,9 +29,9 @@ use crate::jose::EphemeralKeyPool;
 use crate::key_source::KeyStore;
 use crate::layer::{
     AccessLog, ApiKeyLayer, AttemptTimeoutLayer, BreakerLayer, Decrypt, ErrorLogLayer,
-    GlobalLimiter, InjectLayer, LocalChecksLayer, LocalQuota, MakeRequestIds, MetricsLayer,
-    PublicJwksLayer, RateLimitLayer, ReadBodyLayer, RequestSpan, RescueLayer, RetryLayer,
-    RetryPolicy, RouteQuota, Signing,
+    GlobalLimiter, InjectLayer, LocalChecksLayer, LocalQuota, MakeRequestIds, PublicJwksLayer,
+    RateLimitLayer, ReadBodyLayer, RequestSpan, RescueLayer, RetryLayer, RetryPolicy, RouteQuota,
+    Signing,
 };
 use crate::route::{Mount, RouteEntry, RouteService, Router};
 use crate::shared::SharedQuota;
@@ -142,7 +144,6 @@ pub(crate) fn build<C: Client>(config: &Config, shared: &Shared, client: C) -> B
         }))
         // tower-http's layers take an `http_body::Body`; the layers below answer with `Bytes`.
         .map_response(|res: Response<Bytes>| res.map(Full::new))
-        .layer(MetricsLayer)
         .layer(RescueLayer::new(&config.problem_doc_url))
         .option_layer(jwks)
         .layer(ApiKeyLayer::new(ApiKeys::new(&config.inbound)))

@@ -80,7 +80,7 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let ticket = match self.circuit.admit(Instant::now()) {
+        let ticket = match self.circuit.admit(Instant::now) {
             Ok(ticket) => ticket,
             Err(refused) => {
                 return BreakerFuture {
@@ -157,15 +157,17 @@ struct Pending {
 impl Pending {
     fn finish(&mut self, outcome: Outcome) {
         if let Some(ticket) = self.ticket.take() {
-            self.circuit.record(ticket, outcome, Instant::now());
+            self.circuit.record(ticket, outcome, Instant::now);
         }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        let now = Instant::now();
-        let timed_out = self.deadline.is_some_and(|d| now >= d);
+        if self.ticket.is_none() {
+            return; // finished: its outcome is recorded
+        }
+        let timed_out = self.deadline.is_some_and(|d| Instant::now() >= d);
         self.finish(if timed_out {
             Outcome::Failure
         } else {

@@ -1,6 +1,8 @@
 //! What tower-http's `TraceLayer` is given: the request's span (request id, method, and the
-//! route once the router knows it), in which every event of the request happens, and the one
-//! access event per request, made when its answer is ready.
+//! route once the router knows it), in which every event of the request happens, and what is
+//! done once per request when its answer is ready: the access event and the request metrics,
+//! from tower-http's one latency measurement (the proxy's stack needs no metrics layer and no
+//! second pair of clock reads; a panic answered by the catch-panic layer is counted too).
 
 use crate::layer::Outcome;
 use http::{Request, Response};
@@ -17,6 +19,10 @@ pub(crate) struct RequestSpan;
 
 impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, req: &Request<B>) -> Span {
+        // Below the subscriber's level (RUST_LOG=warn, say) the span is disabled: skip the id.
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return Span::none();
+        }
         let id = req
             .extensions()
             .get::<RequestId>()
@@ -31,13 +37,19 @@ impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
     }
 }
 
-/// Logs the access event of each answered request.
+/// Counts each answered request in the metrics (as [`crate::layer::MetricsLayer`] would) and
+/// logs its access event.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct AccessLog;
 
 impl<B> tower_http::trace::OnResponse<B> for AccessLog {
     fn on_response(self, res: &Response<B>, latency: Duration, _: &Span) {
         let outcome = res.extensions().get::<Outcome>();
+        crate::metrics::request(
+            outcome.and_then(|o| o.route),
+            res.status().as_u16(),
+            latency,
+        );
         let upstream = outcome.and_then(|o| o.upstream.as_ref());
         tracing::info!(
             target: ACCESS,

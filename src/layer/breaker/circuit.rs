@@ -140,8 +140,9 @@ impl Circuit {
         self.lock().1.phase()
     }
 
-    /// A ticket for one request, or the 503 problem that answers it at once.
-    pub fn admit(&self, now: Instant) -> Result<Ticket, ProxyError> {
+    /// A ticket for one request, or the 503 problem that answers it at once. `now` is read only
+    /// while the circuit is open (a closed one admits without a clock read).
+    pub fn admit(&self, now: impl FnOnce() -> Instant) -> Result<Ticket, ProxyError> {
         let mut guard = self.lock();
         let (generation, state) = &mut *guard;
         let wait = match *state {
@@ -151,21 +152,25 @@ impl Circuit {
                     probe: false,
                 })
             }
-            State::Open { until, open_for } if now >= until => {
-                self.enter(
-                    generation,
-                    state,
-                    State::HalfOpen {
-                        probing: true,
-                        open_for,
-                    },
-                );
-                return Ok(Ticket {
-                    generation: *generation,
-                    probe: true,
-                });
+            State::Open { until, open_for } => {
+                let now = now();
+                if now < until {
+                    until - now
+                } else {
+                    self.enter(
+                        generation,
+                        state,
+                        State::HalfOpen {
+                            probing: true,
+                            open_for,
+                        },
+                    );
+                    return Ok(Ticket {
+                        generation: *generation,
+                        probe: true,
+                    });
+                }
             }
-            State::Open { until, .. } => until - now,
             State::HalfOpen {
                 ref mut probing, ..
             } if !*probing => {
@@ -184,8 +189,8 @@ impl Circuit {
         .with_retry_after(wait))
     }
 
-    /// Records how the request of `ticket` ended.
-    pub fn record(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
+    /// Records how the request of `ticket` ended. `now` is read only when the circuit opens.
+    pub fn record(&self, ticket: Ticket, outcome: Outcome, now: impl FnOnce() -> Instant) {
         let mut guard = self.lock();
         let (generation, state) = &mut *guard;
         if ticket.generation != *generation {
@@ -196,7 +201,7 @@ impl Circuit {
             (State::HalfOpen { open_for, .. }, Outcome::Failure) if ticket.probe => {
                 let open_for = open_for.saturating_mul(2).min(self.config.max_open_for);
                 State::Open {
-                    until: now + open_for,
+                    until: now() + open_for,
                     open_for,
                 }
             }
@@ -220,7 +225,7 @@ impl Circuit {
                     return;
                 }
                 State::Open {
-                    until: now + self.config.open_for,
+                    until: now() + self.config.open_for,
                     open_for: self.config.open_for,
                 }
             }
