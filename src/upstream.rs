@@ -18,8 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::util::Oneshot;
-use tower::ServiceExt as _;
 
 /// What the layers call at the bottom of the stack: a buffered request in, a buffered answer
 /// out (so that retry can replay requests and the layers can read error bodies).
@@ -147,12 +145,10 @@ where
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        // The client is called when the future is first polled, as an async block would.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        // Called now, as readiness allows (no clone of the client per attempt).
         BufferBodiesFuture {
             state: Buffering::Answer {
-                answer: inner.oneshot(Request::from_parts(parts, Full::new(body))),
+                answer: self.inner.call(Request::from_parts(parts, Full::new(body))),
             },
             cap: self.max_response_body,
         }
@@ -182,7 +178,7 @@ pin_project_lite::pin_project! {
         B: hyper::body::Body,
         B::Error: Into<BoxError>,
     {
-        Answer { #[pin] answer: Oneshot<S, Request<Full<Bytes>>> },
+        Answer { #[pin] answer: S::Future },
         Body { #[pin] body: WholeBody<Limited<B>>, parts: Option<http::response::Parts> },
     }
 }

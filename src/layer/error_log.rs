@@ -18,8 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
-use tower::util::Oneshot;
-use tower::ServiceExt as _;
 
 /// The tracing target of these events.
 pub(crate) const TARGET: &str = "myinfo_proxy::upstream_error";
@@ -74,11 +72,9 @@ where
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let started = Instant::now();
         let app_sent = Sent::capture(&req);
-        // The inner service is called when the future is first polled, as an async block would.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        // Called now, as readiness allows (no clone of the service below per attempt).
         ErrorLogFuture {
-            answer: inner.oneshot(req),
+            answer: self.inner.call(req),
             attempt: Some(Attempt {
                 started,
                 app_sent,
@@ -93,7 +89,7 @@ pin_project_lite::pin_project! {
     /// a boxed one: every attempt passes here).
     pub struct ErrorLogFuture<S: tower::Service<Request<Bytes>>> {
         #[pin]
-        answer: Oneshot<S, Request<Bytes>>,
+        answer: S::Future,
         attempt: Option<Attempt>,
     }
 }

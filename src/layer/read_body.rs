@@ -11,8 +11,6 @@ use http_body_util::{BodyExt, Limited};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tower::util::Oneshot;
-use tower::ServiceExt as _;
 
 /// Builds [`ReadBody`].
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +54,7 @@ where
     type Error = BoxError;
     // A request without a body goes straight to the inner future (named, not boxed).
     type Future = Either<
-        MapErr<Oneshot<S, Request<Bytes>>, fn(S::Error) -> BoxError>,
+        MapErr<S::Future, fn(S::Error) -> BoxError>,
         Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>,
     >;
 
@@ -67,10 +65,8 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if req.body().is_end_stream() && !declared_too_large(req.headers(), self.cap) {
             let req = req.map(|_| Bytes::new());
-            // Called when first polled, as an async block would.
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
-            return Either::Left(inner.oneshot(req).map_err(Into::into as fn(_) -> _));
+            // Called now, as readiness allows (no clone of the stack below).
+            return Either::Left(self.inner.call(req).map_err(Into::into as fn(_) -> _));
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -33,10 +33,14 @@ fn id_value(prefix: u64, n: u64) -> HeaderValue {
     bytes[..8].copy_from_slice(&prefix.to_be_bytes());
     bytes[8..].copy_from_slice(&n.to_be_bytes());
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid::Uuid::new_v8(bytes)
+    uuid::Uuid::new_v8(bytes)
         .hyphenated()
         .encode_lower(&mut text);
-    HeaderValue::from_str(text).expect("a UUID is a valid header value")
+    // The text is the value's own buffer, shared by reference count: tower-http clones the
+    // value into the request's extensions and the answer, and a copied `Bytes` would be moved
+    // to a shared buffer (one more allocation) at its first clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .expect("a UUID is a valid header value")
 }
 
 #[cfg(test)]
