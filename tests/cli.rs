@@ -122,12 +122,7 @@ fn bad_config_exits_64_naming_key_and_fix() {
 #[tokio::test]
 async fn serve_runs_the_v4_flow_against_the_emulator() {
     let keys = ClientKeyFiles::new();
-    let emulator = singpass_emulator::Emulator::start(
-        singpass_emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let emulator = keys.emulator().await;
     let config = keys.dir.path().join("config.toml");
     std::fs::write(
         &config,

@@ -142,12 +142,7 @@ use rustls_pki_types::pem::PemObject;
 #[tokio::test]
 async fn mtls_admits_only_clients_with_a_certificate_from_the_configured_ca() {
     let keys = ClientKeyFiles::new();
-    let emulator = singpass_emulator::Emulator::start(
-        singpass_emulator::EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let emulator = keys.emulator().await;
     let server_pki = pki();
     let client_pki = pki();
     let stranger_pki = pki();

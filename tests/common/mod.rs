@@ -47,6 +47,15 @@ impl ClientKeyFiles {
     pub fn public_jwks(&self) -> josekit::jwk::JwkSet {
         josekit::jwk::JwkSet::from_bytes(self.public.to_string()).unwrap()
     }
+    /// An emulator on a free loopback port that knows these keys.
+    pub async fn emulator(&self) -> Emulator {
+        Emulator::start(
+            EmulatorConfig::new(CLIENT_ID, self.public_jwks()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap()
+    }
 }
 
 /// The emulator and a proxy in front of it.
@@ -106,12 +115,7 @@ impl Harness {
     pub async fn start_from(extra: &str, upstreams: impl FnOnce(&Emulator) -> String) -> Self {
         logs::install();
         let keys = ClientKeyFiles::new();
-        let emulator = Emulator::start(
-            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let emulator = keys.emulator().await;
         let text = format!(
             "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n{extra}\n[keys]\njwks_file = \"{}\"\n{}",
             keys.private_path().display(),

@@ -38,12 +38,7 @@ impl Replicas {
             SealKeyring::generate_key(),
         )
         .unwrap();
-        let emulator = Emulator::start(
-            EmulatorConfig::new(CLIENT_ID, keys.public_jwks()),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let emulator = keys.emulator().await;
         let text = format!(
             "listen = \"127.0.0.1:0\"\nclient_id = \"{CLIENT_ID}\"\n[keys]\njwks_file = \"{}\"\n\
              [redis]\nurl = \"{}\"\nfallback_replicas = {n}\nseal_keys_file = \"seal-keys\"\n{redis_extra}\n\
