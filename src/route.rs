@@ -1,6 +1,6 @@
 //! The router: a request's path and method -> its route's own stack. Unknown paths, wrong
 //! methods and forward-proxy targets are errors like any other (the one rescue maps them, the
-//! one metrics layer counts them). For a matched route it resolves the upstream URL (from
+//! trace layer's answer hook counts them). For a matched route it resolves the upstream URL (from
 //! config, or from the issuer's discovery), makes the request that goes upstream
 //! ([`forward`]), and records the route on the request's span and in the answer's
 //! [`Outcome`].
