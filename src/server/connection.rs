@@ -134,8 +134,9 @@ pub(super) async fn drive<S, H, F>(
             if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
                 return Poll::Ready(Event::Closed(ended));
             }
-            // The connection wakes this task for every request; the others rarely. Each of them
-            // is polled once to register, then again only once it may be ready.
+            // The connection wakes this task for every request; the timer and the end-of-request
+            // signal rarely: each of those two is polled once to register, then again only once
+            // it may be ready. The stop signal (a watch, cheap to poll) is polled every time.
             let first = !std::mem::replace(&mut registered, true);
             if (first || sleep.is_elapsed()) && sleep.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Due);
