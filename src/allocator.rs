@@ -17,4 +17,11 @@ mod tests {
         assert!(tikv_jemalloc_ctl::opt::background_thread::read().unwrap());
         assert!(tikv_jemalloc_ctl::background_thread::read().unwrap());
     }
+
+    /// hyper's 8 KiB read buffers, allocated and freed by every request, come from the
+    /// thread's cache: with jemalloc's smaller limits each took the arena's slow path.
+    #[test]
+    fn per_thread_caches_hold_a_read_buffer() {
+        assert_eq!(tikv_jemalloc_ctl::opt::tcache_max::read().unwrap(), 8192);
+    }
 }
