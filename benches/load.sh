@@ -15,7 +15,11 @@
 #     package, no persistence) on every request; its CPU is counted with the proxy's
 # then RSS of a fresh myinfo-proxy after 100,000 FAPI logins (PAR + token) = 100,000 live bindings.
 #
-# Each row runs at 1 and 32 connections for BENCH_SECONDS (default 10) seconds. BENCH_ROWS picks
+# Each row runs at 1 and 32 connections for BENCH_SECONDS (default 10) seconds. The rows that the
+# passthrough targets compare, (b), (e), (f) and (c), run in BENCH_ROUNDS (default 3) interleaved
+# rounds (b e f c, b e f c, ...), and each of their figures is the median of its rounds: one round
+# each moved by up to 12% between runs on the project's machine, more than the targets' margins.
+# BENCH_ROWS picks
 # rows (e.g. BENCH_ROWS="b f c" for a quick passthrough comparison; default "a b e f c d g bindings
 # sign", i.e. everything); a partial run prints its rows and leaves BENCHMARKS.md alone.
 # BENCH_BIN runs that myinfo-proxy binary instead of building one (A/B runs of two builds). The server under
@@ -29,6 +33,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || { echo "load.sh: BENCH_ROUNDS must be 1-99, got '$ROUNDS'" >&2; exit 1; }
 LOGINS=${BENCH_LOGINS:-100000}
 LOGIN_SECONDS=${BENCH_LOGIN_SECONDS:-240}
 PORT_BASE=${BENCH_PORT_BASE:-18480}
@@ -330,6 +336,7 @@ EOF
 
 ROWS=() # "row|route|conns|rps|p50|p99|cpu|upcpu|hwm_kb|errors"
 declare -A RESULT
+declare -A SAMPLES # row,conns,field -> the rounds' values, space-separated
 
 wrk_run() { # label, url, conns, threads, header -> prints the WRKRESULT line
     local args=(-t"$4" -c"$3" -d"${SECONDS_PER_RUN}s" --latency --timeout 5s -s "$WORK/report.lua")
@@ -376,10 +383,17 @@ measure() {
         RESULT[$row,$conns,cpu]=$cpu
         RESULT[$row,$conns,upcpu]=$upcpu
         RESULT[$row,$conns,errors]="$errors / $non2xx"
-        RESULT[$row,$conns,busy]=$(disturbed "$t0" "$(date +%s)")
+        local busy field
+        busy=$(disturbed "$t0" "$(date +%s)")
+        RESULT[$row,$conns,busy]=${busy:-${RESULT[$row,$conns,busy]:-}}
+        for field in rps p50 p99 cpu upcpu errors non2xx; do
+            SAMPLES[$row,$conns,$field]+="${!field} "
+        done
         say "($row) $route c=$conns: $rps req/s, p50 $p50 us, p99 $p99 us, server $cpu us/req, upstream $upcpu us/req, errors $errors, non-2xx $non2xx"
     done
-    RESULT[$row,hwm]=$(status_kb "$5" VmHWM)
+    local hwm
+    hwm=$(status_kb "$5" VmHWM)
+    if [ "$hwm" -gt "${RESULT[$row,hwm]:-0}" ]; then RESULT[$row,hwm]=$hwm; fi
     RESULT[$row,route]=$route
 }
 
@@ -402,6 +416,8 @@ say "(a) direct to the upstream nginx"
 measure a "direct: wrk -> nginx return 200" "http://127.0.0.1:$UP/bench" "$UP_WORKERS" "$UP_WORKER"
 fi
 
+for ROUND in $(seq "$ROUNDS"); do
+say "round $ROUND of $ROUNDS of rows (b) (e) (f) (c)"
 if want b; then
 say "(b) nginx proxy_pass with upstream keep-alive"
 start_nginx nginx-proxy
@@ -436,6 +452,32 @@ check_body "$PX" /plain/bench
 measure c "myinfo-proxy passthrough" "http://127.0.0.1:$PX/plain/bench" "$PROXY_PID" "$PROXY_PID"
 stop "$PROXY_PID"
 fi
+
+done
+median() { # format -> the median of the values on stdin (of the middle two, for an even count)
+    tr ' ' '\n' | grep . | sort -g | awk -v f="$1" '{v[NR] = $1} END {m = int((NR + 1) / 2); printf f "\n", (NR % 2) ? v[m] : (v[m] + v[m + 1]) / 2}'
+}
+sum() { tr ' ' '\n' | grep . | awk '{t += $1} END {print t}'; }
+for row in b e f c; do
+    want "$row" || continue
+    for conns in 1 32; do
+        RESULT[$row,$conns,rps]=$(median %.0f <<<"${SAMPLES[$row,$conns,rps]}")
+        for field in p50 p99 cpu upcpu; do
+            RESULT[$row,$conns,$field]=$(median %.1f <<<"${SAMPLES[$row,$conns,$field]}")
+        done
+        RESULT[$row,$conns,errors]="$(sum <<<"${SAMPLES[$row,$conns,errors]}") / $(sum <<<"${SAMPLES[$row,$conns,non2xx]}")"
+    done
+done
+# The rounds at 32 connections, for the report: "row: v1 / v2 / ..." of one field.
+rounds_of() { # field row -> the rounds' values
+    local v out=""
+    for v in ${SAMPLES[$2,32,$1]}; do out+="${out:+ / }$v"; done
+    echo "$out"
+}
+rounds_ratio() { # field row over -> the rounds' ratios row/over
+    paste -d' ' <(tr ' ' '\n' <<<"${SAMPLES[$2,32,$1]}" | grep .) <(tr ' ' '\n' <<<"${SAMPLES[$3,32,$1]}" | grep .) \
+        | awk '{printf "%s%.2f", (NR > 1 ? " / " : ""), $1 / $2} END {print ""}'
+}
 
 if want d; then
 say "(d) myinfo-proxy, FAPI userinfo with a fresh DPoP proof per request"
@@ -504,7 +546,7 @@ stop "$UP_MASTER"
 
 if [ "$PARTIAL" = 1 ]; then # the chosen rows only, and the ratios among them; no file written
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-    echo "### load.sh, rows: ${ROWS_WANTED# } (BENCH_SECONDS=$SECONDS_PER_RUN; $PINNING)"
+    echo "### load.sh, rows: ${ROWS_WANTED# } (BENCH_SECONDS=$SECONDS_PER_RUN; $PINNING; rows b e f c: median of $ROUNDS interleaved rounds)"
     echo
     echo "| row | path | conns | req/s | p50 µs | p99 µs | server CPU µs/req | upstream CPU µs/req | server peak RSS (VmHWM) | socket errors / non-2xx |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -520,6 +562,12 @@ if [ "$PARTIAL" = 1 ]; then # the chosen rows only, and the ratios among them; n
     fi
     if want c && want f; then
         echo "passthrough vs the bare hyper-util proxy (32 conns): CPU/req $(ratio "${RESULT[c,32,cpu]}" "${RESULT[f,32,cpu]}")x"
+    fi
+    if want c && want b; then
+        echo "per round (32 conns): passthrough req/s / nginx's $(rounds_ratio rps c b); CPU / nginx's $(rounds_ratio cpu c b)"
+    fi
+    if want c && want f; then
+        echo "per round (32 conns): passthrough CPU / the bare proxy's $(rounds_ratio cpu c f)"
     fi
     if want bindings; then
         echo
@@ -572,6 +620,7 @@ RSS_MIB=$(mib "$HWM_AFTER")
     echo "- machine: nproc $CORES, $(lscpu | sed -n 's/^Model name: *//p' | head -n1), kernel $(uname -r)"
     echo "- code: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] && echo ' (src/ with uncommitted changes)'); $("$NGINX" -v 2>&1 | sed 's/.*: //'); HAProxy $("$HAPROXY" -v | head -n1 | awk '{print $3}'); $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}'); $(rustc --version | awk '{print $1, $2}')"
     echo "- pinning: $PINNING; nginx with 1 worker, HAProxy with 1 thread, myinfo-proxy and the bare proxy on a current-thread tokio runtime each (one CPU in their affinity mask); wrk -t1 -c1 and -t2 -c32, ${SECONDS_PER_RUN} s each after a 1 s warm-up"
+    echo "- rounds: rows (b), (e), (f) and (c) ran $ROUNDS interleaved rounds (b e f c, b e f c, ...); their figures are the medians of the rounds (errors: summed; VmHWM: the highest); rows (a), (d) and (g) ran once"
     echo "- server CPU: utime+stime from /proc/<pid>/stat over the run / requests: (a) the upstream nginx worker, (b) the proxy-nginx worker, (c)/(d) the whole myinfo-proxy process, (e) the HAProxy process, (f) the whole bare proxy process, (g) the whole myinfo-proxy process plus redis-server; the upstream column is the upstream nginx worker in the same run"
     echo
     echo "| row | path | conns | req/s | p50 µs | p99 µs | server CPU µs/req | upstream CPU µs/req | server peak RSS (VmHWM) | socket errors / non-2xx |"
@@ -581,6 +630,8 @@ RSS_MIB=$(mib "$HWM_AFTER")
             echo "| ($row)$(r "$row,$conns,busy") | $(r "$row,route") | $conns | $(r "$row,$conns,rps") | $(r "$row,$conns,p50") | $(r "$row,$conns,p99") | $(r "$row,$conns,cpu") | $(r "$row,$conns,upcpu") | $(mib "$(r "$row,hwm")") MiB | $(r "$row,$conns,errors") |"
         done
     done
+    echo
+    echo "The rounds at 32 connections (in order): req/s (b) $(rounds_of rps b), (e) $(rounds_of rps e), (f) $(rounds_of rps f), (c) $(rounds_of rps c); server CPU µs/req (b) $(rounds_of cpu b), (e) $(rounds_of cpu e), (f) $(rounds_of cpu f), (c) $(rounds_of cpu c). Per round, passthrough req/s / nginx's: $(rounds_ratio rps c b); passthrough CPU / nginx's: $(rounds_ratio cpu c b); passthrough CPU / the bare proxy's: $(rounds_ratio cpu c f)."
     echo
     echo "With [redis] (g against d, same run): the binding read from Redis adds $REDIS_P50 µs to p50 at 1 connection and $REDIS_CPU µs of server CPU (proxy + redis-server) per request at 32 connections."
     echo
