@@ -416,7 +416,9 @@ say "(a) direct to the upstream nginx"
 measure a "direct: wrk -> nginx return 200" "http://127.0.0.1:$UP/bench" "$UP_WORKERS" "$UP_WORKER"
 fi
 
-for ROUND in $(seq "$ROUNDS"); do
+PEER_ROUNDS=0
+for row in b e f c; do want "$row" && PEER_ROUNDS=$ROUNDS; done
+for ROUND in $(seq "$PEER_ROUNDS"); do
 say "round $ROUND of $ROUNDS of rows (b) (e) (f) (c)"
 if want b; then
 say "(b) nginx proxy_pass with upstream keep-alive"
