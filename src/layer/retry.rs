@@ -81,6 +81,7 @@ where
             budget,
         } = self.layer.clone();
         Box::pin(async move {
+            let mut req = req;
             let deadline = RequestFacts::of(&req)?.deadline;
             let route = route.label();
             // Every request earns the budget a share of a retry; retries spend it.
@@ -92,8 +93,12 @@ where
                 std::future::poll_fn(|cx| inner.poll_ready(cx))
                     .await
                     .map_err(Into::into)?;
+                // The attempt takes the app's request and a copy stays for the next one: hyper
+                // keeps the sent request's header map to parse the answer into, and the
+                // original's has room for the answer's headers where a copy's is exactly full.
+                let next = replay(&req);
                 let result = inner
-                    .call(replay(&req))
+                    .call(std::mem::replace(&mut req, next))
                     .instrument(span)
                     .await
                     .map_err(Into::into);
