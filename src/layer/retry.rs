@@ -40,12 +40,15 @@ impl RetryLayer {
     }
 }
 
-impl<S> tower::Layer<S> for RetryLayer {
+impl<S: Clone> tower::Layer<S> for RetryLayer {
     type Service = Retry<S>;
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
+            shared: Arc::new(Shared {
+                layer: self.clone(),
+                template: inner.clone(),
+            }),
             inner,
-            layer: self.clone(),
         }
     }
 }
@@ -55,12 +58,22 @@ impl<S> tower::Layer<S> for RetryLayer {
 #[derive(Debug, Clone)]
 pub struct Retry<S> {
     inner: S,
+    shared: Arc<Shared<S>>,
+}
+
+/// What every call of one [`Retry`] shares: its settings, and the service below as it was
+/// built, which a retry clones (the first attempt is made on the ready service itself, so
+/// that a request that is not retried costs one reference count, not a clone of the stack
+/// below).
+#[derive(Debug)]
+struct Shared<S> {
     layer: RetryLayer,
+    template: S,
 }
 
 impl<S> tower::Service<Request<Bytes>> for Retry<S>
 where
-    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + 'static,
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
@@ -73,35 +86,31 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let RetryLayer {
-            route,
-            policy,
-            budget,
-        } = self.layer.clone();
+        let deadline = match RequestFacts::of(&req) {
+            Ok(facts) => facts.deadline,
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
+        };
+        let shared = self.shared.clone();
+        let route = shared.layer.route.label();
+        let budget = &shared.layer.budget;
+        // Every request earns the budget a share of a retry; retries spend it.
+        budget.deposit();
+        // The attempt takes the app's request and a copy stays for the next one: hyper keeps
+        // the sent request's header map to parse the answer into, and the original's has room
+        // for the answer's headers where a copy's is exactly full.
+        let mut req_next = replay(&req);
+        let span = tracing::info_span!("attempt", attempt = 1);
+        let first = span.in_scope(|| self.inner.call(req));
         Box::pin(async move {
-            let mut req = req;
-            let deadline = RequestFacts::of(&req)?.deadline;
-            let route = route.label();
-            // Every request earns the budget a share of a retry; retries spend it.
-            budget.deposit();
+            let RetryLayer {
+                ref policy,
+                ref budget,
+                ..
+            } = shared.layer;
             let mut tally = Tally::default();
             let (mut attempts, mut last_error) = (0u32, None);
+            let mut result = first.instrument(span).await.map_err(Into::into);
             loop {
-                let span = tracing::info_span!("attempt", attempt = attempts + 1);
-                std::future::poll_fn(|cx| inner.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-                // The attempt takes the app's request and a copy stays for the next one: hyper
-                // keeps the sent request's header map to parse the answer into, and the
-                // original's has room for the answer's headers where a copy's is exactly full.
-                let next = replay(&req);
-                let result = inner
-                    .call(std::mem::replace(&mut req, next))
-                    .instrument(span)
-                    .await
-                    .map_err(Into::into);
                 if reached_upstream(&result) {
                     attempts += 1;
                 }
@@ -111,7 +120,7 @@ where
                 let decision = policy.decide(
                     &mut tally,
                     &result,
-                    &budget,
+                    budget,
                     deadline,
                     Now::current,
                     rand::thread_rng,
@@ -154,6 +163,18 @@ where
                         };
                     }
                 }
+                // Another attempt, on a clone of the service below.
+                let span = tracing::info_span!("attempt", attempt = attempts + 1);
+                let mut inner = shared.template.clone();
+                std::future::poll_fn(|cx| inner.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                let next = replay(&req_next);
+                result = inner
+                    .call(std::mem::replace(&mut req_next, next))
+                    .instrument(span)
+                    .await
+                    .map_err(Into::into);
             }
         })
     }
