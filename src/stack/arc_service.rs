@@ -2,13 +2,16 @@
 //! the service below them for every call (tower's readiness pattern), and tower's
 //! `BoxCloneSyncService` makes each clone a new box holding a deep copy of the whole stack below
 //! (the upstream client and its connector included): several allocations per request. Here the
-//! stack lives once behind an `Arc`; a call clones the concrete stack (reference counts only) and
-//! drives it to readiness inside the returned future, like tower's `Oneshot`.
+//! stack lives once behind an `Arc`. A call takes the one instance when no other call holds it
+//! and it is ready at once (the proxy's stacks always are): no clone of the stack, whose every
+//! layer would count a reference up and down again. Otherwise the call clones the concrete
+//! stack (reference counts only) and drives it to readiness inside the returned future, like
+//! tower's `Oneshot`.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use tower::ServiceExt as _;
 
 /// The future of an [`ArcService`] call.
@@ -37,9 +40,23 @@ impl<Req, Res, Err> ArcService<Req, Res, Err> {
         S: tower::Service<Req, Response = Res, Error = Err> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
         Req: Send + 'static,
+        Res: Send + 'static,
+        Err: Send + 'static,
     {
+        let instance = Mutex::new(service.clone());
         Self {
-            call: Arc::new(move |req| Box::pin(service.clone().oneshot(req))),
+            call: Arc::new(move |req| {
+                // Never waits for the lock: a call that finds it taken clones instead.
+                if let Ok(mut ready) = instance.try_lock() {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    match ready.poll_ready(&mut cx) {
+                        Poll::Ready(Ok(())) => return Box::pin(ready.call(req)),
+                        Poll::Ready(Err(e)) => return Box::pin(std::future::ready(Err(e))),
+                        Poll::Pending => {}
+                    }
+                }
+                Box::pin(service.clone().oneshot(req))
+            }),
         }
     }
 }
@@ -100,5 +117,59 @@ mod tests {
         assert_eq!(other.ready().await.unwrap().call(21).await, Ok(42));
         assert_eq!(svc.clone().oneshot(0).await, Err("zero"));
         assert!(Arc::ptr_eq(&svc.call, &other.call));
+    }
+
+    /// A service that is ready from its second poll on, and counts its clones.
+    struct Counted {
+        polls: usize,
+        clones: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.clones
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self {
+                polls: 0,
+                clones: self.clones.clone(),
+            }
+        }
+    }
+
+    impl tower::Service<u32> for Counted {
+        type Response = u32;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<u32, &'static str>>;
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
+            self.polls += 1;
+            if self.polls < 2 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, n: u32) -> Self::Future {
+            assert!(self.polls >= 2, "called before it was ready");
+            std::future::ready(Ok(n + 1))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_stack_is_called_as_it_is_and_an_unready_one_through_a_clone() {
+        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = || clones.load(std::sync::atomic::Ordering::Relaxed);
+        let svc = ArcService::new(Counted {
+            polls: 0,
+            clones: clones.clone(),
+        });
+        let built = count();
+        // Not ready at its first poll: this call goes through a clone, driven to readiness.
+        assert_eq!(svc.call_shared(1).await, Ok(2));
+        assert_eq!(count(), built + 1);
+        // Ready from then on: every call is made on the one instance, with no clone.
+        for n in 2..6 {
+            assert_eq!(svc.call_shared(n).await, Ok(n + 1));
+        }
+        assert_eq!(count(), built + 1);
     }
 }
