@@ -139,7 +139,7 @@ impl Router {
     }
 
     /// The route's stack and the request for it, or the refusal (and the route it concerns).
-    fn route(&self, req: &Request<Bytes>) -> Result<Routed, (Option<RouteKind>, ProxyError)> {
+    fn route(&self, req: &Request<Bytes>) -> Result<Routed<'_>, (Option<RouteKind>, ProxyError)> {
         // HTTP/2 requests always carry :scheme and :authority; only HTTP/1 has absolute-form.
         let absolute_form = req.version() < http::Version::HTTP_2
             && (req.uri().scheme().is_some() || req.uri().authority().is_some());
@@ -174,7 +174,7 @@ impl Router {
         Ok(Routed {
             kind: route.kind,
             deadline: crate::deadline::saturating_add(tokio::time::Instant::now(), route.overall),
-            stack: route.stack.clone(),
+            stack: &route.stack,
             destination,
         })
     }
@@ -211,12 +211,15 @@ impl tower::Service<Request<Bytes>> for Router {
                 Ok(req) => stack.call_shared(req),
                 Err(e) => Box::pin(std::future::ready(Err(unresolved(e)))),
             },
-            destination => Box::pin(async move {
-                match upstream_request(req, destination, deadline).await {
-                    Ok(req) => stack.oneshot(req).await,
-                    Err(e) => Err(unresolved(e)),
-                }
-            }),
+            destination => {
+                let stack = stack.clone();
+                Box::pin(async move {
+                    match upstream_request(req, destination, deadline).await {
+                        Ok(req) => stack.oneshot(req).await,
+                        Err(e) => Err(unresolved(e)),
+                    }
+                })
+            }
         };
         RouterFuture {
             answer,
@@ -263,10 +266,10 @@ fn unresolved(e: ProxyError) -> BoxError {
 }
 
 /// A request's route, the moment its answer is due, and where it goes.
-struct Routed {
+struct Routed<'a> {
     kind: RouteKind,
     deadline: tokio::time::Instant,
-    stack: RouteService,
+    stack: &'a RouteService,
     destination: Destination,
 }
 

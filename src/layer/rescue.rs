@@ -8,11 +8,10 @@ use bytes::Bytes;
 use http::{Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::util::Oneshot;
-use tower::ServiceExt as _;
 use tower_http::request_id::RequestId;
 
 /// Builds [`Rescue`].
@@ -36,27 +35,46 @@ impl<S> tower::Layer<S> for RescueLayer {
         Rescue {
             inner,
             doc_url: self.doc_url.clone(),
+            unready: None,
         }
     }
 }
 
 /// Answers every inner error with the problem the one mapping in [`crate::error`] gives it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rescue<S> {
     inner: S,
     doc_url: Arc<str>,
+    /// The inner service's readiness error, answered by the next call.
+    unready: Option<BoxError>,
+}
+
+impl<S: Clone> Clone for Rescue<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            doc_url: self.doc_url.clone(),
+            unready: None,
+        }
+    }
 }
 
 impl<S, B> tower::Service<Request<B>> for Rescue<S>
 where
-    S: tower::Service<Request<B>, Response = Response<Bytes>> + Clone,
+    S: tower::Service<Request<B>, Response = Response<Bytes>>,
     S::Error: Into<BoxError>,
 {
     type Response = Response<Bytes>;
     type Error = Infallible;
     type Future = RescueFuture<S, Request<B>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Ready when the inner service is, or has failed: its error becomes the next answer.
+        if self.unready.is_none() {
+            if let Err(e) = std::task::ready!(self.inner.poll_ready(cx)) {
+                self.unready = Some(e.into());
+            }
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -66,10 +84,17 @@ where
             request_id: req.extensions().get::<RequestId>().cloned(),
             doc_url: self.doc_url.clone(),
         };
-        // The inner service's readiness (and any error it has) is part of the answer's future.
+        // Called now, as readiness allows (no clone of the stack below).
+        let answer = match self.unready.take() {
+            None => Answer::Called {
+                answer: self.inner.call(req),
+            },
+            Some(e) => Answer::Unready { error: Some(e) },
+        };
         RescueFuture {
-            answer: self.inner.clone().oneshot(req),
+            answer,
             asked: Some(asked),
+            _req: PhantomData,
         }
     }
 }
@@ -79,8 +104,18 @@ pin_project_lite::pin_project! {
     /// future, not a boxed one: every request passes here).
     pub struct RescueFuture<S: tower::Service<Req>, Req> {
         #[pin]
-        answer: Oneshot<S, Req>,
+        answer: Answer<S::Future>,
         asked: Option<Asked>,
+        _req: PhantomData<fn(Req)>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's answer, or its readiness error.
+    #[project = AnswerProj]
+    enum Answer<F> {
+        Called { #[pin] answer: F },
+        Unready { error: Option<BoxError> },
     }
 }
 
@@ -100,7 +135,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.answer.poll(cx)).map_err(Into::into);
+        let result = match this.answer.project() {
+            AnswerProj::Called { answer } => std::task::ready!(answer.poll(cx)).map_err(Into::into),
+            AnswerProj::Unready { error } => Err(error
+                .take()
+                .unwrap_or_else(|| "the rescue future was polled after it completed".into())),
+        };
         let asked = this.asked.take();
         Poll::Ready(Ok(result.unwrap_or_else(|err| {
             let context = ProblemContext {
@@ -117,5 +157,58 @@ where
             }
             res
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ProblemCode, ProxyError};
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    /// A service that fails its readiness check once, then answers 200.
+    #[derive(Clone)]
+    struct FailsFirst {
+        failed: bool,
+    }
+
+    impl tower::Service<Request<()>> for FailsFirst {
+        type Response = Response<Bytes>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Response<Bytes>, BoxError>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            if !std::mem::replace(&mut self.failed, true) {
+                let e = ProxyError::new(ProblemCode::ProviderUnavailable, "not ready");
+                return Poll::Ready(Err(e.into()));
+            }
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(Bytes::from_static(b"ok"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_readiness_error_is_the_next_answer_and_the_service_is_asked_again_after() {
+        let mut svc =
+            RescueLayer::new("https://docs.example/problems").layer(FailsFirst { failed: false });
+        let refused = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), ProblemCode::ProviderUnavailable.status());
+        let body: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
+        assert_eq!(body["title"], "PROVIDER_UNAVAILABLE", "{body}");
+        let answered = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(answered.body(), "ok");
     }
 }
