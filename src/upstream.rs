@@ -31,11 +31,13 @@ mod connect_tests;
 #[cfg(test)]
 use connect::ConnectTimedOut;
 pub(crate) use connect::ConnectTimeout;
+use connect::SharedConnector;
 
 /// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
 pub(crate) type UpstreamClient = BufferBodies<SharedClient>;
 
-type HyperClient = Client<ConnectTimeout<HttpsConnector<HttpConnector>>, Full<Bytes>>;
+type HyperClient =
+    Client<SharedConnector<ConnectTimeout<HttpsConnector<HttpConnector>>>, Full<Bytes>>;
 
 /// hyper-util's pooled client behind one `Arc`. The layers clone the service below them for
 /// every call; a clone of hyper-util's `Client` copies its connector, TLS config handle, pool
@@ -79,7 +81,10 @@ pub(crate) fn upstream_client(
         .wrap_connector(http);
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(ConnectTimeout::new(https, connect_timeout));
+        .build(SharedConnector::new(ConnectTimeout::new(
+            https,
+            connect_timeout,
+        )));
     BufferBodiesLayer::new(max_response_body).layer(SharedClient(Arc::new(client)))
 }
 
