@@ -164,7 +164,7 @@ where
 mod tests {
     use super::*;
     use crate::error::{ProblemCode, ProxyError};
-    use tower::{Layer as _, Service as _, ServiceExt as _};
+    use tower::{Layer as _, ServiceExt as _};
 
     /// A service that fails its readiness check once, then answers 200.
     #[derive(Clone)]
@@ -192,23 +192,11 @@ mod tests {
     async fn a_readiness_error_is_the_next_answer_and_the_service_is_asked_again_after() {
         let mut svc =
             RescueLayer::new("https://docs.example/problems").layer(FailsFirst { failed: false });
-        let refused = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(Request::new(()))
-            .await
-            .unwrap();
+        let refused = (&mut svc).oneshot(Request::new(())).await.unwrap();
         assert_eq!(refused.status(), ProblemCode::ProviderUnavailable.status());
         let body: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
         assert_eq!(body["title"], "PROVIDER_UNAVAILABLE", "{body}");
-        let answered = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(Request::new(()))
-            .await
-            .unwrap();
+        let answered = (&mut svc).oneshot(Request::new(())).await.unwrap();
         assert_eq!(answered.body(), "ok");
     }
 }

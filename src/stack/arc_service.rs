@@ -86,10 +86,31 @@ impl<Req, Res, Err> tower::Service<Req> for ArcService<Req, Res, Err> {
 mod tests {
     use super::*;
     use tower::Service as _;
-    /// A service that is ready only on its second poll.
-    #[derive(Clone)]
+    /// A service that is ready from its second poll on (each clone anew), and counts its
+    /// clones.
     struct Slow {
         polls: usize,
+        clones: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Slow {
+        fn new() -> Self {
+            Self {
+                polls: 0,
+                clones: Arc::default(),
+            }
+        }
+    }
+
+    impl Clone for Slow {
+        fn clone(&self) -> Self {
+            self.clones
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self {
+                polls: 0,
+                clones: self.clones.clone(),
+            }
+        }
     }
 
     impl tower::Service<u32> for Slow {
@@ -112,63 +133,26 @@ mod tests {
 
     #[tokio::test]
     async fn calls_wait_for_readiness_and_errors_come_out_of_the_call() {
-        let svc = ArcService::new(Slow { polls: 0 });
+        let svc = ArcService::new(Slow::new());
         let mut other = svc.clone();
         assert_eq!(other.ready().await.unwrap().call(21).await, Ok(42));
         assert_eq!(svc.clone().oneshot(0).await, Err("zero"));
         assert!(Arc::ptr_eq(&svc.call, &other.call));
     }
 
-    /// A service that is ready from its second poll on, and counts its clones.
-    struct Counted {
-        polls: usize,
-        clones: Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl Clone for Counted {
-        fn clone(&self) -> Self {
-            self.clones
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Self {
-                polls: 0,
-                clones: self.clones.clone(),
-            }
-        }
-    }
-
-    impl tower::Service<u32> for Counted {
-        type Response = u32;
-        type Error = &'static str;
-        type Future = std::future::Ready<Result<u32, &'static str>>;
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
-            self.polls += 1;
-            if self.polls < 2 {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Poll::Ready(Ok(()))
-        }
-        fn call(&mut self, n: u32) -> Self::Future {
-            assert!(self.polls >= 2, "called before it was ready");
-            std::future::ready(Ok(n + 1))
-        }
-    }
-
     #[tokio::test]
     async fn a_ready_stack_is_called_as_it_is_and_an_unready_one_through_a_clone() {
-        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let slow = Slow::new();
+        let clones = slow.clones.clone();
         let count = || clones.load(std::sync::atomic::Ordering::Relaxed);
-        let svc = ArcService::new(Counted {
-            polls: 0,
-            clones: clones.clone(),
-        });
+        let svc = ArcService::new(slow);
         let built = count();
         // Not ready at its first poll: this call goes through a clone, driven to readiness.
         assert_eq!(svc.call_shared(1).await, Ok(2));
         assert_eq!(count(), built + 1);
         // Ready from then on: every call is made on the one instance, with no clone.
         for n in 2..6 {
-            assert_eq!(svc.call_shared(n).await, Ok(n + 1));
+            assert_eq!(svc.call_shared(n).await, Ok(n * 2));
         }
         assert_eq!(count(), built + 1);
     }
