@@ -46,7 +46,7 @@ impl<S: Clone> tower::Layer<S> for RetryLayer {
         Retry {
             shared: Arc::new(Shared {
                 layer: self.clone(),
-                template: inner.clone(),
+                template: std::sync::Mutex::new(inner.clone()),
             }),
             inner,
         }
@@ -64,16 +64,16 @@ pub struct Retry<S> {
 /// What every call of one [`Retry`] shares: its settings, and the service below as it was
 /// built, which a retry clones (the first attempt is made on the ready service itself, so
 /// that a request that is not retried costs one reference count, not a clone of the stack
-/// below).
+/// below). Behind a mutex, locked only to clone it, so that `S` need not be `Sync`.
 #[derive(Debug)]
 struct Shared<S> {
     layer: RetryLayer,
-    template: S,
+    template: std::sync::Mutex<S>,
 }
 
 impl<S> tower::Service<Request<Bytes>> for Retry<S>
 where
-    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + Sync + 'static,
+    S: tower::Service<Request<Bytes>, Response = Response<Bytes>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
@@ -165,7 +165,11 @@ where
                 }
                 // Another attempt, on a clone of the service below.
                 let span = tracing::info_span!("attempt", attempt = attempts + 1);
-                let mut inner = shared.template.clone();
+                let mut inner = shared
+                    .template
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 std::future::poll_fn(|cx| inner.poll_ready(cx))
                     .await
                     .map_err(Into::into)?;
