@@ -92,9 +92,8 @@ where
         };
         let shared = self.shared.clone();
         let route = shared.layer.route.label();
-        let budget = &shared.layer.budget;
         // Every request earns the budget a share of a retry; retries spend it.
-        budget.deposit();
+        shared.layer.budget.deposit();
         // The attempt takes the app's request and a copy stays for the next one: hyper keeps
         // the sent request's header map to parse the answer into, and the original's has room
         // for the answer's headers where a copy's is exactly full.
@@ -102,11 +101,7 @@ where
         let span = tracing::info_span!("attempt", attempt = 1);
         let first = span.in_scope(|| self.inner.call(req));
         Box::pin(async move {
-            let RetryLayer {
-                ref policy,
-                ref budget,
-                ..
-            } = shared.layer;
+            let RetryLayer { policy, budget, .. } = &shared.layer;
             let mut tally = Tally::default();
             let (mut attempts, mut last_error) = (0u32, None);
             let mut result = first.instrument(span).await.map_err(Into::into);
