@@ -9,8 +9,6 @@ use http::{header, HeaderValue, Request, Response};
 use http_body_util::{Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::future::Future;
@@ -25,6 +23,7 @@ pub(crate) type UpstreamService =
     crate::stack::ArcService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 mod connect;
+mod pool;
 #[cfg(test)]
 mod connect_tests;
 
@@ -32,31 +31,41 @@ mod connect_tests;
 use connect::ConnectTimedOut;
 pub(crate) use connect::ConnectTimeout;
 use connect::SharedConnector;
+use pool::Pool;
+pub(crate) use pool::TransportError;
 
-/// The proxy's default upstream: hyper-util's pooled client over rustls, buffered.
-pub(crate) type UpstreamClient = BufferBodies<SharedClient>;
-
-type HyperClient =
-    Client<SharedConnector<ConnectTimeout<HttpsConnector<HttpConnector>>>, Full<Bytes>>;
-
-/// hyper-util's pooled client behind one `Arc`. The layers clone the service below them for
-/// every call; a clone of hyper-util's `Client` copies its connector, TLS config handle, pool
-/// handle and settings, a clone of this one bumps a reference count.
+/// The proxy's default upstream: hyper's client connections over rustls, pooled per origin
+/// ([`pool`]), each answer read whole.
 #[derive(Clone)]
-pub(crate) struct SharedClient(Arc<HyperClient>);
+pub(crate) struct UpstreamClient {
+    pool: Arc<Pool<Connector>>,
+    max_response_body: usize,
+}
 
-impl tower::Service<Request<Full<Bytes>>> for SharedClient {
-    type Response = Response<hyper::body::Incoming>;
-    type Error = hyper_util::client::legacy::Error;
-    type Future = hyper_util::client::legacy::ResponseFuture;
+type Connector = SharedConnector<ConnectTimeout<HttpsConnector<HttpConnector>>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // hyper-util's client is always ready: it waits for a connection inside the call.
+impl tower::Service<Request<Bytes>> for UpstreamClient {
+    type Response = Response<Bytes>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Always ready: a request waits for its connection inside the call.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Full<Bytes>>) -> Self::Future {
-        self.0.request(req)
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let (pool, cap) = (self.pool.clone(), self.max_response_body);
+        Box::pin(async move {
+            let (res, lease) = pool.send(outgoing(req)).await?;
+            let (parts, body) = res.into_parts();
+            let bytes = WholeBody::new(Limited::new(body, cap))
+                .await
+                .map_err(|e| unreadable(e, cap))?;
+            // Only now is the connection free for another request.
+            pool.free(lease);
+            Ok(Response::from_parts(parts, bytes))
+        })
     }
 }
 
@@ -79,13 +88,40 @@ pub(crate) fn upstream_client(
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(SharedConnector::new(ConnectTimeout::new(
-            https,
-            connect_timeout,
-        )));
-    BufferBodiesLayer::new(max_response_body).layer(SharedClient(Arc::new(client)))
+    let connector = SharedConnector::new(ConnectTimeout::new(https, connect_timeout));
+    UpstreamClient {
+        pool: Pool::new(connector, IDLE_TIMEOUT),
+        max_response_body,
+    }
+}
+
+/// How long an idle upstream connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The request as it goes out: its body whole, with its length (a GET without a body has none).
+fn outgoing(req: Request<Bytes>) -> Request<Full<Bytes>> {
+    let (mut parts, body) = req.into_parts();
+    if !body.is_empty() || parts.method == http::Method::POST {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    Request::from_parts(parts, Full::new(body))
+}
+
+/// An answer's body that could not be read whole: too large, or the connection failed.
+fn unreadable(e: BoxError, cap: usize) -> ProxyError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        ProxyError::new(
+            ProblemCode::ProviderResponseTooLarge,
+            format!("the upstream answer is larger than max_response_body ({cap} bytes)"),
+        )
+    } else {
+        ProxyError::new(
+            ProblemCode::ProviderUnreachable,
+            format!("the upstream connection failed while its answer was read: {e}"),
+        )
+    }
 }
 
 /// Builds [`BufferBodies`].
@@ -144,16 +180,10 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        if !body.is_empty() || parts.method == http::Method::POST {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
         // Called now, as readiness allows (no clone of the client per attempt).
         BufferBodiesFuture {
             state: Buffering::Answer {
-                answer: self.inner.call(Request::from_parts(parts, Full::new(body))),
+                answer: self.inner.call(outgoing(req)),
             },
             cap: self.max_response_body,
         }
@@ -211,13 +241,7 @@ where
                 }
                 BufferingProj::Body { body, parts } => {
                     let cap = *this.cap;
-                    let bytes = std::task::ready!(body.poll(cx)).map_err(|e| {
-                        if e.is::<http_body_util::LengthLimitError>() {
-                            ProxyError::new(ProblemCode::ProviderResponseTooLarge, format!("the upstream answer is larger than max_response_body ({cap} bytes)"))
-                        } else {
-                            ProxyError::new(ProblemCode::ProviderUnreachable, format!("the upstream connection failed while its answer was read: {e}"))
-                        }
-                    })?;
+                    let bytes = std::task::ready!(body.poll(cx)).map_err(|e| unreadable(e, cap))?;
                     let parts = parts
                         .take()
                         .expect("an answer's head is taken once, with its body");
@@ -228,7 +252,6 @@ where
     }
 }
 
-use tower::Layer as _;
 /// Builds the rustls client config from the configured roots and optional extra CA file.
 pub(crate) fn tls_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();

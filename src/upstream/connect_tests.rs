@@ -44,11 +44,11 @@ async fn a_stalled_tls_handshake_fails_as_a_connect_error_at_the_connect_deadlin
         .expect("the attempt ended before an attempt-length wait")
         .unwrap();
     let err = outcome.unwrap_err();
-    let legacy = err
-        .downcast_ref::<hyper_util::client::legacy::Error>()
-        .expect("a client error");
-    assert!(legacy.is_connect(), "{err:?}");
-    let mut source = std::error::Error::source(legacy);
+    let transport = err
+        .downcast_ref::<super::TransportError>()
+        .expect("a transport error");
+    assert!(transport.is_connect(), "{err:?}");
+    let mut source = std::error::Error::source(transport);
     let mut timed_out = false;
     while let Some(e) = source {
         timed_out |= e.is::<ConnectTimedOut>();

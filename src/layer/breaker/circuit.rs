@@ -45,6 +45,7 @@ impl Outcome {
                 _ => Self::Neutral,
             },
             None if e.is::<tower::timeout::error::Elapsed>()
+                || e.is::<crate::upstream::TransportError>()
                 || e.is::<hyper_util::client::legacy::Error>() =>
             {
                 Self::Failure
