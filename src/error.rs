@@ -329,12 +329,14 @@ pub fn classify(err: &BoxError) -> ProxyError {
             "the upstream did not answer within the attempt timeout",
         );
     }
-    if err.is::<crate::upstream::TransportError>()
-        || err.is::<hyper_util::client::legacy::Error>()
+    if err.is::<crate::upstream::TransportError>() || err.is::<hyper_util::client::legacy::Error>()
     {
         return ProxyError::new(
             ProblemCode::ProviderUnreachable,
-            format!("the upstream could not be reached: {}", error_chain(err.as_ref())),
+            format!(
+                "the upstream could not be reached: {}",
+                error_chain(err.as_ref())
+            ),
         );
     }
     tracing::error!(error = %error_chain(err.as_ref()), "unclassified error inside the proxy");

@@ -23,9 +23,11 @@ pub(crate) type UpstreamService =
     crate::stack::ArcService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 mod connect;
-mod pool;
 #[cfg(test)]
 mod connect_tests;
+mod pool;
+#[cfg(test)]
+mod pool_tests;
 
 #[cfg(test)]
 use connect::ConnectTimedOut;

@@ -243,7 +243,8 @@ where
                     let Some(pool) = pool.upgrade() else { return };
                     let timeout = pool.idle_timeout;
                     for (_, idle) in pool.lock().iter_mut() {
-                        idle.h1.retain(|(s, since)| !s.is_closed() && since.elapsed() < timeout);
+                        idle.h1
+                            .retain(|(s, since)| !s.is_closed() && since.elapsed() < timeout);
                     }
                 }
             });

@@ -1,0 +1,173 @@
+//! The upstream pool against real local servers: connections reused, a closed one replaced, an
+//! idle one dropped after the idle timeout, and HTTP/2 by ALPN over TLS, multiplexed.
+
+use super::{tls_config, upstream_client};
+use crate::config::{Roots, TlsConfig};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt as _;
+
+/// An HTTP/1.1 server on a free loopback port that answers 200 "ok" and counts connections;
+/// with `keep_alive` false it closes each connection after one answer.
+async fn http1_upstream(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let answer = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(keep_alive)
+                    .serve_connection(TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+fn client() -> super::UpstreamClient {
+    let tls = tls_config(&TlsConfig {
+        roots: Roots::Webpki,
+        extra_ca_file: None,
+    })
+    .unwrap();
+    upstream_client(tls, Duration::from_secs(3), 1 << 20)
+}
+
+async fn get(client: &super::UpstreamClient, url: String) -> Response<Bytes> {
+    client
+        .clone()
+        .oneshot(Request::get(url).body(Bytes::new()).unwrap())
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn http1_requests_one_after_another_share_one_connection() {
+    let (addr, accepted) = http1_upstream(true).await;
+    let client = client();
+    for _ in 0..5 {
+        let res = get(&client, format!("http://{addr}/userinfo?x=1")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.body(), "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closes_is_not_used_again() {
+    let (addr, accepted) = http1_upstream(false).await;
+    let client = client();
+    for _ in 0..3 {
+        let res = get(&client, format!("http://{addr}/token")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_dropped_after_the_idle_timeout() {
+    let (addr, accepted) = http1_upstream(true).await;
+    let client = client();
+    get(&client, format!("http://{addr}/a")).await;
+    tokio::time::advance(super::IDLE_TIMEOUT - Duration::from_secs(1)).await;
+    get(&client, format!("http://{addr}/b")).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "reused within the idle timeout"
+    );
+    tokio::time::advance(super::IDLE_TIMEOUT + Duration::from_secs(1)).await;
+    get(&client, format!("http://{addr}/c")).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "a new connection after it"
+    );
+}
+
+#[tokio::test]
+async fn http2_by_alpn_over_tls_carries_concurrent_requests_on_one_connection() {
+    // A CA and a certificate for 127.0.0.1.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let mut server_tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    server_tls.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let stream = acceptor.accept(stream).await.unwrap();
+                assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                // Each answer names the request's version and path.
+                let answer =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let text = format!("{:?} {}", req.version(), req.uri().path());
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                            text,
+                        ))))
+                    });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+
+    let tls = tls_config(&TlsConfig {
+        roots: Roots::Webpki,
+        extra_ca_file: Some(ca_file),
+    })
+    .unwrap();
+    let client = upstream_client(tls, Duration::from_secs(3), 1 << 20);
+    let first = get(&client, format!("https://{addr}/first")).await;
+    assert_eq!(first.body(), "HTTP/2.0 /first");
+    let (a, b) = tokio::join!(
+        get(&client, format!("https://{addr}/a")),
+        get(&client, format!("https://{addr}/b"))
+    );
+    assert_eq!(a.body(), "HTTP/2.0 /a");
+    assert_eq!(b.body(), "HTTP/2.0 /b");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
