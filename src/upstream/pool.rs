@@ -74,9 +74,28 @@ pub(crate) struct Pool<C> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Origin {
+struct Origin {
     scheme: Scheme,
     authority: Authority,
+}
+
+/// A pooled connection, to be checked before use.
+enum Free {
+    H1(http1::SendRequest<Full<Bytes>>, usize),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Free {
+    /// The connection once it can take a request; None if it closed.
+    async fn ready(self) -> Option<Lease> {
+        match self {
+            // Freed as its answer's body ended: the connection may not have seen that yet.
+            Free::H1(mut sender, at) => {
+                sender.ready().await.ok().map(|()| Lease::H1 { sender, at })
+            }
+            Free::H2(mut sender) => sender.ready().await.ok().map(|()| Lease::H2(sender)),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -86,11 +105,11 @@ struct Idle {
     h2: Option<http2::SendRequest<Full<Bytes>>>,
 }
 
-/// A connection a request goes out on.
+/// A connection a request goes out on (`at`: its origin's place in the pool).
 pub(crate) enum Lease {
     H1 {
         sender: http1::SendRequest<Full<Bytes>>,
-        origin: Origin,
+        at: usize,
     },
     H2(http2::SendRequest<Full<Bytes>>),
 }
@@ -117,16 +136,20 @@ where
         self: &Arc<Self>,
         mut req: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lease), BoxError> {
-        let origin = origin_of(req.uri())?;
         loop {
-            let (lease, reused) = match self.checkout(&origin).await {
-                Some(lease) => (lease, true),
-                None => (self.connect(&origin).await?, false),
+            let (at, free) = self.checkout(req.uri())?;
+            let (lease, reused) = match free {
+                Some(free) => match free.ready().await {
+                    Some(lease) => (lease, true),
+                    None => continue, // closed meanwhile: the next one
+                },
+                // Boxed: most requests find a connection, and need no room for a handshake.
+                None => (Box::pin(self.connect(at)).await?, false),
             };
             let unsent = match lease {
-                Lease::H1 { mut sender, origin } => {
-                    match sender.try_send_request(to_origin_form(req, &origin)).await {
-                        Ok(res) => return Ok((res, Lease::H1 { sender, origin })),
+                Lease::H1 { mut sender, at } => {
+                    match sender.try_send_request(to_origin_form(req)).await {
+                        Ok(res) => return Ok((res, Lease::H1 { sender, at })),
                         Err(mut e) => match e.take_message() {
                             Some(back) if reused => back,
                             _ => return Err(TransportError::connection(e.into_error()).into()),
@@ -142,13 +165,14 @@ where
                 },
             };
             // The reused connection had closed before the request went out: another one.
+            let origin = self.lock()[at].0.clone();
             req = with_origin(unsent, &origin);
         }
     }
 
     /// Gives back a connection whose answer was read whole.
     pub(crate) fn free(self: &Arc<Self>, lease: Lease) {
-        let Lease::H1 { sender, origin } = lease else {
+        let Lease::H1 { sender, at } = lease else {
             return; // the HTTP/2 connection stays in the pool, shared
         };
         if sender.is_closed() {
@@ -156,44 +180,58 @@ where
         }
         self.start_reaper();
         let mut origins = self.lock();
-        let idle = idle_of(&mut origins, &origin);
+        let idle = &mut origins[at].1;
         if idle.h1.len() >= MAX_IDLE_PER_ORIGIN {
             idle.h1.remove(0);
         }
         idle.h1.push((sender, Instant::now()));
     }
 
-    /// A free connection to `origin`, if one is open and not idle for too long.
-    async fn checkout(&self, origin: &Origin) -> Option<Lease> {
-        loop {
-            let candidate = {
-                let mut origins = self.lock();
-                let idle = idle_of(&mut origins, origin);
-                if let Some(h2) = &idle.h2 {
-                    if !h2.is_closed() {
-                        return Some(Lease::H2(h2.clone()));
-                    }
-                    idle.h2 = None;
-                }
-                let (sender, since) = idle.h1.pop()?;
-                if since.elapsed() >= self.idle_timeout {
-                    idle.h1.clear(); // older still, all of them
-                    return None;
-                }
-                sender
-            };
-            let mut sender = candidate;
-            // Freed as its answer's body ended: its connection may not have seen that yet.
-            if sender.ready().await.is_ok() {
-                return Some(Lease::H1 {
-                    sender,
-                    origin: origin.clone(),
-                });
+    /// The place of `uri`'s origin in the pool, and a connection to it that is open and was not
+    /// idle for too long, if there is one.
+    fn checkout(&self, uri: &Uri) -> Result<(usize, Option<Free>), BoxError> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(
+                TransportError::connect(format!("the upstream URL {uri} is not absolute")).into(),
+            );
+        };
+        let mut origins = self.lock();
+        let at = match origins
+            .iter()
+            .position(|(o, _)| o.scheme == *scheme && o.authority == *authority)
+        {
+            Some(at) => at,
+            None => {
+                let origin = Origin {
+                    scheme: scheme.clone(),
+                    authority: authority.clone(),
+                };
+                origins.push((origin, Idle::default()));
+                origins.len() - 1
             }
+        };
+        let idle = &mut origins[at].1;
+        if let Some(h2) = &idle.h2 {
+            if !h2.is_closed() {
+                return Ok((at, Some(Free::H2(h2.clone()))));
+            }
+            idle.h2 = None;
         }
+        Ok((
+            at,
+            match idle.h1.pop() {
+                Some((_, since)) if since.elapsed() >= self.idle_timeout => {
+                    idle.h1.clear(); // older still, all of them
+                    None
+                }
+                Some((sender, _)) => Some(Free::H1(sender, at)),
+                None => None,
+            },
+        ))
     }
 
-    async fn connect(self: &Arc<Self>, origin: &Origin) -> Result<Lease, BoxError> {
+    async fn connect(self: &Arc<Self>, at: usize) -> Result<Lease, BoxError> {
+        let origin = self.lock()[at].0.clone();
         let uri = Uri::builder()
             .scheme(origin.scheme.clone())
             .authority(origin.authority.clone())
@@ -212,17 +250,14 @@ where
                 .await
                 .map_err(TransportError::connect)?;
             tokio::spawn(conn);
-            idle_of(&mut self.lock(), origin).h2 = Some(sender.clone());
+            self.lock()[at].1.h2 = Some(sender.clone());
             return Ok(Lease::H2(sender));
         }
         let (sender, conn) = http1::handshake(io)
             .await
             .map_err(TransportError::connect)?;
         tokio::spawn(conn);
-        Ok(Lease::H1 {
-            sender,
-            origin: origin.clone(),
-        })
+        Ok(Lease::H1 { sender, at })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Origin, Idle)>> {
@@ -252,39 +287,20 @@ where
     }
 }
 
-fn idle_of<'a>(origins: &'a mut Vec<(Origin, Idle)>, origin: &Origin) -> &'a mut Idle {
-    let at = match origins.iter().position(|(o, _)| o == origin) {
-        Some(at) => at,
-        None => {
-            origins.push((origin.clone(), Idle::default()));
-            origins.len() - 1
-        }
-    };
-    &mut origins[at].1
-}
-
-fn origin_of(uri: &Uri) -> Result<Origin, BoxError> {
-    match (uri.scheme(), uri.authority()) {
-        (Some(scheme), Some(authority)) => Ok(Origin {
-            scheme: scheme.clone(),
-            authority: authority.clone(),
-        }),
-        _ => Err(TransportError::connect(format!("the upstream URL {uri} is not absolute")).into()),
-    }
-}
-
 /// HTTP/1.1 wants the path alone in the request line, and a `Host` (which the router sets for
 /// a URL from config; here for the others: the host, and the port unless it is the default).
-fn to_origin_form(mut req: Request<Full<Bytes>>, origin: &Origin) -> Request<Full<Bytes>> {
+fn to_origin_form(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     if !req.headers().contains_key(header::HOST) {
-        let host = match origin.authority.port_u16() {
-            Some(port) if Some(port) != default_port(&origin.scheme) => {
-                format!("{}:{port}", origin.authority.host())
+        if let (Some(scheme), Some(authority)) = (req.uri().scheme(), req.uri().authority()) {
+            let host = match authority.port_u16() {
+                Some(port) if Some(port) != default_port(scheme) => {
+                    format!("{}:{port}", authority.host())
+                }
+                _ => authority.host().to_owned(),
+            };
+            if let Ok(host) = HeaderValue::from_str(&host) {
+                req.headers_mut().insert(header::HOST, host);
             }
-            _ => origin.authority.host().to_owned(),
-        };
-        if let Ok(host) = HeaderValue::from_str(&host) {
-            req.headers_mut().insert(header::HOST, host);
         }
     }
     let path = req
