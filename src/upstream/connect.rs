@@ -56,8 +56,7 @@ where
     }
 }
 
-/// A connector behind one `Arc`. hyper-util's client clones its connector twice for every
-/// request (with the client, and for a connection it might have to open); a clone of the
+/// A connector behind one `Arc`, cloned for each connection the pool opens; a clone of the
 /// rustls connector counts three references up and down, a clone of this one counts one. The
 /// connector itself is cloned only when a connection is opened.
 #[derive(Debug)]

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt as _;
 
-/// An HTTP/1.1 server on a free loopback port that answers 200 "ok" and counts connections;
-/// with `keep_alive` false it closes each connection after one answer.
-async fn http1_upstream(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// Accepts on a free loopback port, counting connections, and serves each with `serve`.
+async fn counting_server<F, Fut>(serve: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -23,18 +26,25 @@ async fn http1_upstream(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUs
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let answer = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(keep_alive)
-                    .serve_connection(TokioIo::new(stream), answer)
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted)
+}
+
+/// An HTTP/1.1 server that answers 200 "ok"; with `keep_alive` false it closes each
+/// connection after one answer.
+async fn http1_upstream(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    counting_server(move |stream| async move {
+        let answer = hyper::service::service_fn(|_req| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(keep_alive)
+            .serve_connection(TokioIo::new(stream), answer)
+            .await;
+    })
+    .await
 }
 
 fn client() -> super::UpstreamClient {
@@ -128,32 +138,23 @@ async fn http2_by_alpn_over_tls_carries_concurrent_requests_on_one_connection() 
     .unwrap();
     server_tls.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let stream = acceptor.accept(stream).await.unwrap();
-                assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-                // Each answer names the request's version and path.
-                let answer =
-                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                        let text = format!("{:?} {}", req.version(), req.uri().path());
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                            text,
-                        ))))
-                    });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), answer)
-                    .await;
-            });
+    let (addr, accepted) = counting_server(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let stream = acceptor.accept(stream).await.unwrap();
+            assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+            // Each answer names the request's version and path.
+            let answer =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let text = format!("{:?} {}", req.version(), req.uri().path());
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(text))))
+                });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), answer)
+                .await;
         }
-    });
+    })
+    .await;
 
     let tls = tls_config(&TlsConfig {
         roots: Roots::Webpki,
