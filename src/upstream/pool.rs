@@ -11,8 +11,8 @@
 //!
 //! - HTTP/2 when ALPN negotiates it: one shared connection per origin, a clone per request.
 //! - HTTP/1.1 otherwise: a connection per request in flight; at most [`MAX_IDLE_PER_ORIGIN`]
-//!   idle ones are kept per origin, each for at most the idle timeout (a reaper closes the
-//!   expired ones even when no request comes).
+//!   idle ones are kept per origin, none past the idle timeout (a sweep every 10 s closes the
+//!   expired ones when no request comes).
 //! - A request that a reused connection could not send (the upstream had closed it meanwhile)
 //!   goes out on another connection; a request that was sent is never sent again here (that is
 //!   retry's decision).
@@ -33,6 +33,9 @@ use tower::ServiceExt as _;
 
 /// Idle HTTP/1.1 connections kept per upstream origin (more are closed when freed).
 pub(crate) const MAX_IDLE_PER_ORIGIN: usize = 64;
+
+/// How often idle connections past the idle timeout are closed when no request comes.
+pub(super) const SWEEP: Duration = Duration::from_secs(10);
 
 /// An upstream request that got no answer: no connection could be made, or the connection
 /// failed before the answer was in.
@@ -269,7 +272,7 @@ where
     fn start_reaper(self: &Arc<Self>) {
         self.reaper.call_once(|| {
             let pool: Weak<Self> = Arc::downgrade(self);
-            let every = self.idle_timeout;
+            let every = SWEEP.min(self.idle_timeout);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;

@@ -12,8 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt as _;
 
+/// A test upstream: its address, the connections it accepted, and one message per connection
+/// that ended.
+type Upstream = (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+);
+
 /// Accepts on a free loopback port, counting connections, and serves each with `serve`.
-async fn counting_server<F, Fut>(serve: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+async fn counting_server<F, Fut>(serve: F) -> Upstream
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -22,19 +30,24 @@ where
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
+    let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve(stream));
+            let (serving, ended_tx) = (serve(stream), ended_tx.clone());
+            tokio::spawn(async move {
+                serving.await;
+                let _ = ended_tx.send(());
+            });
         }
     });
-    (addr, accepted)
+    (addr, accepted, ended)
 }
 
 /// An HTTP/1.1 server that answers 200 "ok"; with `keep_alive` false it closes each
 /// connection after one answer.
-async fn http1_upstream(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+async fn http1_upstream(keep_alive: bool) -> Upstream {
     counting_server(move |stream| async move {
         let answer = hyper::service::service_fn(|_req| async {
             Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
@@ -66,7 +79,7 @@ async fn get(client: &super::UpstreamClient, url: String) -> Response<Bytes> {
 
 #[tokio::test]
 async fn http1_requests_one_after_another_share_one_connection() {
-    let (addr, accepted) = http1_upstream(true).await;
+    let (addr, accepted, _) = http1_upstream(true).await;
     let client = client();
     for _ in 0..5 {
         let res = get(&client, format!("http://{addr}/userinfo?x=1")).await;
@@ -78,7 +91,7 @@ async fn http1_requests_one_after_another_share_one_connection() {
 
 #[tokio::test]
 async fn a_connection_the_upstream_closes_is_not_used_again() {
-    let (addr, accepted) = http1_upstream(false).await;
+    let (addr, accepted, _) = http1_upstream(false).await;
     let client = client();
     for _ in 0..3 {
         let res = get(&client, format!("http://{addr}/token")).await;
@@ -89,7 +102,7 @@ async fn a_connection_the_upstream_closes_is_not_used_again() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_is_dropped_after_the_idle_timeout() {
-    let (addr, accepted) = http1_upstream(true).await;
+    let (addr, accepted, _) = http1_upstream(true).await;
     let client = client();
     get(&client, format!("http://{addr}/a")).await;
     tokio::time::advance(super::IDLE_TIMEOUT - Duration::from_secs(1)).await;
@@ -105,6 +118,25 @@ async fn an_idle_connection_is_dropped_after_the_idle_timeout() {
         accepted.load(Ordering::SeqCst),
         2,
         "a new connection after it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_within_a_sweep_of_the_idle_timeout_without_requests() {
+    let (addr, _, mut ended) = http1_upstream(true).await;
+    let client = client();
+    get(&client, format!("http://{addr}/a")).await;
+    let freed = tokio::time::Instant::now();
+    // No request comes; the paused clock runs on to each timer in turn.
+    tokio::time::timeout(Duration::from_secs(3600), ended.recv())
+        .await
+        .expect("the idle connection was closed")
+        .unwrap();
+    let idle = freed.elapsed();
+    assert!(idle >= super::IDLE_TIMEOUT, "closed after {idle:?}");
+    assert!(
+        idle <= super::IDLE_TIMEOUT + super::pool::SWEEP,
+        "closed after {idle:?}"
     );
 }
 
@@ -138,7 +170,7 @@ async fn http2_by_alpn_over_tls_carries_concurrent_requests_on_one_connection() 
     .unwrap();
     server_tls.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
-    let (addr, accepted) = counting_server(move |stream| {
+    let (addr, accepted, _) = counting_server(move |stream| {
         let acceptor = acceptor.clone();
         async move {
             let stream = acceptor.accept(stream).await.unwrap();
