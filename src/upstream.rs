@@ -32,7 +32,6 @@ mod pool_tests;
 #[cfg(test)]
 use connect::ConnectTimedOut;
 pub(crate) use connect::ConnectTimeout;
-use connect::SharedConnector;
 use pool::Pool;
 pub(crate) use pool::TransportError;
 
@@ -44,7 +43,7 @@ pub(crate) struct UpstreamClient {
     max_response_body: usize,
 }
 
-type Connector = SharedConnector<ConnectTimeout<HttpsConnector<HttpConnector>>>;
+type Connector = ConnectTimeout<HttpsConnector<HttpConnector>>;
 
 impl tower::Service<Request<Bytes>> for UpstreamClient {
     type Response = Response<Bytes>;
@@ -90,7 +89,7 @@ pub(crate) fn upstream_client(
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    let connector = SharedConnector::new(ConnectTimeout::new(https, connect_timeout));
+    let connector = ConnectTimeout::new(https, connect_timeout);
     UpstreamClient {
         pool: Pool::new(connector, IDLE_TIMEOUT),
         max_response_body,

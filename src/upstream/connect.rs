@@ -6,7 +6,6 @@ use crate::error::BoxError;
 use http::Uri;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,42 +55,6 @@ where
     }
 }
 
-/// A connector behind one `Arc`, cloned for each connection the pool opens; a clone of the
-/// rustls connector counts three references up and down, a clone of this one counts one. The
-/// connector itself is cloned only when a connection is opened.
-#[derive(Debug)]
-pub(crate) struct SharedConnector<C>(Arc<C>);
-
-impl<C> SharedConnector<C> {
-    pub(crate) fn new(inner: C) -> Self {
-        Self(Arc::new(inner))
-    }
-}
-
-impl<C> Clone for SharedConnector<C> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<C> tower::Service<Uri> for SharedConnector<C>
-where
-    C: tower::Service<Uri> + Clone,
-{
-    type Response = C::Response;
-    type Error = C::Error;
-    type Future = tower::util::Oneshot<C, Uri>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
-        // Each connection's own clone is driven to readiness in its future.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        tower::ServiceExt::oneshot(C::clone(&self.0), uri)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,46 +80,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got, 7);
-    }
-
-    /// A connector that counts its clones and connects to the port of the URI.
-    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
-
-    impl Clone for Counted {
-        fn clone(&self) -> Self {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Self(self.0.clone())
-        }
-    }
-
-    impl tower::Service<Uri> for Counted {
-        type Response = u16;
-        type Error = BoxError;
-        type Future = std::future::Ready<Result<u16, BoxError>>;
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-            Poll::Ready(Ok(()))
-        }
-        fn call(&mut self, uri: Uri) -> Self::Future {
-            std::future::ready(Ok(uri.port_u16().unwrap_or(0)))
-        }
-    }
-
-    #[tokio::test]
-    async fn the_shared_connector_is_cloned_only_to_connect() {
-        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = || clones.load(std::sync::atomic::Ordering::Relaxed);
-        let shared = SharedConnector::new(Counted(clones.clone()));
-        let copies: Vec<_> = (0..5).map(|_| shared.clone()).collect();
-        assert_eq!(
-            count(),
-            0,
-            "a clone of the client's connector is a reference count"
-        );
-        let mut one = copies[0].clone();
-        let port = one
-            .call(Uri::from_static("http://upstream.example:8443/"))
-            .await;
-        assert_eq!(port.unwrap(), 8443);
-        assert_eq!(count(), 1, "opening a connection clones the connector once");
     }
 }
