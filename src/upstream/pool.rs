@@ -34,6 +34,13 @@ use tower::ServiceExt as _;
 /// Idle HTTP/1.1 connections kept per upstream origin (more are closed when freed).
 pub(crate) const MAX_IDLE_PER_ORIGIN: usize = 64;
 
+/// Origins the pool keeps connections for (the upstreams of the config and their issuers'
+/// endpoints: a handful); a request to an origin beyond them gets a connection of its own.
+const MAX_ORIGINS: usize = 256;
+
+/// The place of an origin beyond [`MAX_ORIGINS`]: its connections are not kept.
+const UNPOOLED: usize = usize::MAX;
+
 /// How often idle connections past the idle timeout are closed when no request comes.
 pub(super) const SWEEP: Duration = Duration::from_secs(10);
 
@@ -72,6 +79,7 @@ impl TransportError {
 pub(crate) struct Pool<C> {
     connector: C,
     idle_timeout: Duration,
+    max_origins: usize,
     origins: Mutex<Vec<(Origin, Idle)>>,
     reaper: std::sync::Once,
 }
@@ -125,9 +133,18 @@ where
     R: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
 {
     pub(crate) fn new(connector: C, idle_timeout: Duration) -> Arc<Self> {
+        Self::with_max_origins(connector, idle_timeout, MAX_ORIGINS)
+    }
+
+    pub(super) fn with_max_origins(
+        connector: C,
+        idle_timeout: Duration,
+        max_origins: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             connector,
             idle_timeout,
+            max_origins,
             origins: Mutex::new(Vec::new()),
             reaper: std::sync::Once::new(),
         })
@@ -147,7 +164,7 @@ where
                     None => continue, // closed meanwhile: the next one
                 },
                 // Boxed: most requests find a connection, and need no room for a handshake.
-                None => (Box::pin(self.connect(at)).await?, false),
+                None => (Box::pin(self.connect(at, req.uri())).await?, false),
             };
             let unsent = match lease {
                 Lease::H1 { mut sender, at } => {
@@ -178,7 +195,7 @@ where
         let Lease::H1 { sender, at } = lease else {
             return; // the HTTP/2 connection stays in the pool, shared
         };
-        if sender.is_closed() {
+        if at == UNPOOLED || sender.is_closed() {
             return;
         }
         self.start_reaper();
@@ -204,6 +221,7 @@ where
             .position(|(o, _)| o.scheme == *scheme && o.authority == *authority)
         {
             Some(at) => at,
+            None if origins.len() >= self.max_origins => return Ok((UNPOOLED, None)),
             None => {
                 let origin = Origin {
                     scheme: scheme.clone(),
@@ -233,14 +251,13 @@ where
         ))
     }
 
-    async fn connect(self: &Arc<Self>, at: usize) -> Result<Lease, BoxError> {
-        let origin = self.lock()[at].0.clone();
-        let uri = Uri::builder()
-            .scheme(origin.scheme.clone())
-            .authority(origin.authority.clone())
-            .path_and_query("/")
-            .build()
-            .map_err(TransportError::connect)?;
+    /// A new connection to the origin of `uri` (absolute), at `at` in the pool.
+    async fn connect(self: &Arc<Self>, at: usize, uri: &Uri) -> Result<Lease, BoxError> {
+        let mut origin = http::uri::Parts::default();
+        origin.scheme = uri.scheme().cloned();
+        origin.authority = uri.authority().cloned();
+        origin.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        let uri = Uri::from_parts(origin).map_err(TransportError::connect)?;
         let io = self
             .connector
             .clone()
@@ -253,7 +270,9 @@ where
                 .await
                 .map_err(TransportError::connect)?;
             tokio::spawn(conn);
-            self.lock()[at].1.h2 = Some(sender.clone());
+            if at != UNPOOLED {
+                self.lock()[at].1.h2 = Some(sender.clone());
+            }
             return Ok(Lease::H2(sender));
         }
         let (sender, conn) = http1::handshake(io)

@@ -141,6 +141,34 @@ async fn an_idle_connection_is_closed_within_a_sweep_of_the_idle_timeout_without
 }
 
 #[tokio::test]
+async fn past_its_origin_cap_the_pool_keeps_no_connections_and_still_answers() {
+    let (kept, kept_accepted, _) = http1_upstream(true).await;
+    let (beyond, beyond_accepted, _) = http1_upstream(true).await;
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let pool = super::pool::Pool::with_max_origins(connector, super::IDLE_TIMEOUT, 1);
+    for addr in [kept, beyond, kept, beyond, kept, beyond] {
+        let req = Request::get(format!("http://{addr}/x"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (res, lease) = pool.send(req).await.expect("an answer");
+        let body = http_body_util::BodyExt::collect(res.into_body()).await;
+        assert_eq!(body.unwrap().to_bytes(), "ok");
+        pool.free(lease);
+    }
+    assert_eq!(
+        kept_accepted.load(Ordering::SeqCst),
+        1,
+        "the first origin's one connection"
+    );
+    assert_eq!(
+        beyond_accepted.load(Ordering::SeqCst),
+        3,
+        "one per request past the cap"
+    );
+}
+
+#[tokio::test]
 async fn http2_by_alpn_over_tls_carries_concurrent_requests_on_one_connection() {
     // A CA and a certificate for 127.0.0.1.
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
