@@ -329,8 +329,7 @@ pub fn classify(err: &BoxError) -> ProxyError {
             "the upstream did not answer within the attempt timeout",
         );
     }
-    if err.is::<crate::upstream::TransportError>() || err.is::<hyper_util::client::legacy::Error>()
-    {
+    if crate::upstream::transport_failure(err).is_some() {
         return ProxyError::new(
             ProblemCode::ProviderUnreachable,
             format!(

@@ -96,6 +96,17 @@ pub(crate) fn upstream_client(
     }
 }
 
+/// Whether `err` is a failure of the upstream connection, from this client or from hyper-util's
+/// in a stack of your own: `Some(true)` when no connection could be made, `Some(false)` when
+/// the connection failed before the answer was in, `None` for anything else.
+pub(crate) fn transport_failure(err: &BoxError) -> Option<bool> {
+    if let Some(e) = err.downcast_ref::<TransportError>() {
+        return Some(e.is_connect());
+    }
+    err.downcast_ref::<hyper_util::client::legacy::Error>()
+        .map(hyper_util::client::legacy::Error::is_connect)
+}
+
 /// How long an idle upstream connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 

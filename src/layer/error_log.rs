@@ -204,14 +204,8 @@ fn is_local_decision(err: &BoxError) -> bool {
 fn error_class(err: &BoxError) -> &'static str {
     if err.is::<tower::timeout::error::Elapsed>() {
         "timeout"
-    } else if let Some(e) = err.downcast_ref::<crate::upstream::TransportError>() {
-        if e.is_connect() {
-            "connect"
-        } else {
-            "connection"
-        }
-    } else if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
-        if e.is_connect() {
+    } else if let Some(connect) = crate::upstream::transport_failure(err) {
+        if connect {
             "connect"
         } else {
             "connection"

@@ -45,8 +45,7 @@ impl Outcome {
                 _ => Self::Neutral,
             },
             None if e.is::<tower::timeout::error::Elapsed>()
-                || e.is::<crate::upstream::TransportError>()
-                || e.is::<hyper_util::client::legacy::Error>() =>
+                || crate::upstream::transport_failure(e).is_some() =>
             {
                 Self::Failure
             }

@@ -212,5 +212,5 @@ fn is_transport_failure(err: &BoxError) -> bool {
     if err.is::<ProxyError>() || err.is::<tower::timeout::error::Elapsed>() {
         return false;
     }
-    err.is::<crate::upstream::TransportError>() || err.is::<hyper_util::client::legacy::Error>()
+    crate::upstream::transport_failure(err).is_some()
 }
