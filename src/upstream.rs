@@ -33,7 +33,7 @@ mod pool_tests;
 use connect::ConnectTimedOut;
 pub(crate) use connect::ConnectTimeout;
 use pool::Pool;
-pub(crate) use pool::TransportError;
+pub(crate) use pool::{host_of, TransportError};
 
 /// The proxy's default upstream: hyper's client connections over rustls, pooled per origin
 /// ([`pool`]), each answer read whole.

@@ -53,22 +53,14 @@ pub(super) fn query_room(uri: &http::Uri) -> usize {
     uri.query().map_or(0, |q| q.len() + 1)
 }
 
-/// The `Host` hyper-util's client would give requests to `base_url` (the host, and the port
-/// unless it is the scheme's default), made once per upstream instead of once per request.
-/// None where the URL's authority is not exactly that (user info, or an explicit default port):
-/// the client then sets it, so that `Host` never differs from an HTTP/2 `:authority`.
+/// The `Host` the upstream client would give requests to `base_url` ([`crate::upstream::host_of`]),
+/// made once per upstream instead of once per request. None where the URL's authority is not
+/// exactly that (user info, or an explicit default port): the client then sets it, so that
+/// `Host` never differs from an HTTP/2 `:authority`.
 pub(crate) fn host_header(base_url: &str) -> Option<HeaderValue> {
     let uri: http::Uri = base_url.parse().ok()?;
-    let authority = uri.authority()?;
-    let default_port = match uri.scheme_str()? {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    if authority.as_str().contains('@') || authority.port_u16() == Some(default_port) {
-        return None;
-    }
-    HeaderValue::from_str(authority.as_str()).ok()
+    let host = crate::upstream::host_of(&uri)?;
+    (uri.authority()?.as_str().as_bytes() == host.as_bytes()).then_some(host)
 }
 
 /// The request for the upstream: `uri` (the target's URL) with the app's query, and `host`

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 /// Idle HTTP/1.1 connections kept per upstream origin (more are closed when freed).
-pub(crate) const MAX_IDLE_PER_ORIGIN: usize = 64;
+const MAX_IDLE_PER_ORIGIN: usize = 64;
 
 /// Origins the pool keeps connections for (the upstreams of the config and their issuers'
 /// endpoints: a handful); a request to an origin beyond them gets a connection of its own.
@@ -313,16 +313,8 @@ where
 /// a URL from config; here for the others: the host, and the port unless it is the default).
 fn to_origin_form(mut req: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     if !req.headers().contains_key(header::HOST) {
-        if let (Some(scheme), Some(authority)) = (req.uri().scheme(), req.uri().authority()) {
-            let host = match authority.port_u16() {
-                Some(port) if Some(port) != default_port(scheme) => {
-                    format!("{}:{port}", authority.host())
-                }
-                _ => authority.host().to_owned(),
-            };
-            if let Ok(host) = HeaderValue::from_str(&host) {
-                req.headers_mut().insert(header::HOST, host);
-            }
+        if let Some(host) = host_of(req.uri()) {
+            req.headers_mut().insert(header::HOST, host);
         }
     }
     let path = req
@@ -347,12 +339,19 @@ fn with_origin(mut req: Request<Full<Bytes>>, origin: &Origin) -> Request<Full<B
     req
 }
 
-fn default_port(scheme: &Scheme) -> Option<u16> {
-    if *scheme == Scheme::HTTP {
-        Some(80)
-    } else if *scheme == Scheme::HTTPS {
-        Some(443)
-    } else {
-        None
+/// The `Host` of requests to `uri`: its host, and its port unless it is the scheme's default
+/// (never user info). None for a URI without an http or https origin.
+pub(crate) fn host_of(uri: &Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    let default_port = match uri.scheme_str()? {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    match authority.port_u16() {
+        Some(port) if port != default_port => {
+            HeaderValue::from_str(&format!("{}:{port}", authority.host())).ok()
+        }
+        _ => HeaderValue::from_str(authority.host()).ok(),
     }
 }

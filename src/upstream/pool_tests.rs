@@ -232,3 +232,13 @@ async fn http2_by_alpn_over_tls_carries_concurrent_requests_on_one_connection() 
     assert_eq!(b.body(), "HTTP/2.0 /b");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_request_without_host_gets_the_origins_host_and_port_unless_default() {
+    let host = |uri: &'static str| super::host_of(&http::Uri::from_static(uri)).unwrap();
+    assert_eq!(host("https://api.example:443/token"), "api.example");
+    assert_eq!(host("http://api.example:80/"), "api.example");
+    assert_eq!(host("http://user@127.0.0.1:8080/x"), "127.0.0.1:8080");
+    assert_eq!(host("https://[::1]:9443/x"), "[::1]:9443");
+    assert!(super::host_of(&http::Uri::from_static("/no-origin")).is_none());
+}
